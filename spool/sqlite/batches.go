@@ -1,0 +1,434 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"yktgw/spool"
+)
+
+const batchCols = `batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, content_hash, state, warnings, submitted_by, created_at, updated_at`
+
+func scanBatch(sc interface{ Scan(...any) error }) (*spool.Batch, error) {
+	var b spool.Batch
+	var created, updated int64
+	var state string
+	if err := sc.Scan(&b.BatchID, &b.Tenant, &b.Bank, &b.SubsidyCode, &b.SubsidyName, &b.Period, &b.Memo,
+		&b.TotalCount, &b.TotalFen, &b.ContentHash, &state, &b.Warnings, &b.SubmittedBy, &created, &updated); err != nil {
+		return nil, err
+	}
+	b.State = spool.BatchState(state)
+	b.CreatedAt = time.Unix(0, created).UTC()
+	b.UpdatedAt = time.Unix(0, updated).UTC()
+	return &b, nil
+}
+
+func (s *Store) Batch(ctx context.Context, batchID string) (*spool.Batch, error) {
+	b, err := scanBatch(s.r.QueryRowContext(ctx, `SELECT `+batchCols+` FROM batches WHERE batch_id = ? AND state <> 'STAGING'`, batchID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: batch %q: %w", batchID, spool.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: batch: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Store) Batches(ctx context.Context, f spool.BatchFilter) ([]spool.Batch, error) {
+	var where []string
+	var args []any
+	where = append(where, `state <> 'STAGING'`)
+	if f.State != "" {
+		where = append(where, `state = ?`)
+		args = append(args, string(f.State))
+	}
+	if f.Tenants != nil {
+		var ors []string
+		for _, t := range f.Tenants {
+			if t == "*" {
+				ors = nil
+				break
+			}
+			ors = append(ors, `tenant LIKE ? || '%'`)
+			args = append(args, t)
+		}
+		if ors != nil {
+			where = append(where, "("+strings.Join(ors, " OR ")+")")
+		} else if len(f.Tenants) == 0 {
+			where = append(where, "0")
+		}
+	}
+	if f.Before != "" {
+		where = append(where, `id < (SELECT id FROM batches WHERE batch_id = ? AND state <> 'STAGING')`)
+		args = append(args, f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+batchCols+` FROM batches WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: batches: %w", err)
+	}
+	defer rows.Close()
+	var out []spool.Batch
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *b)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) TransitionBatch(ctx context.Context, batchID string, from, to spool.BatchState, ev spool.Event) error {
+	if err := spool.CheckBatch(from, to); err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT id, state FROM batches WHERE batch_id = ? AND state <> 'STAGING'`, batchID).Scan(&id, &cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: batch %q: %w", batchID, spool.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if spool.BatchState(cur) != from {
+			return fmt.Errorf("sqlite: batch %q is %s, not %s: %w", batchID, cur, from, spool.ErrStale)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = ?, updated_at = ? WHERE id = ?`, string(to), s.now().UnixNano(), id); err != nil {
+			return err
+		}
+		if to == spool.BatchCancelled {
+			if _, err := tx.ExecContext(ctx, `UPDATE records SET state = 'CANCELLED' WHERE batch = ? AND state = 'PENDING'`, id); err != nil {
+				return err
+			}
+		}
+		if ev.Action == "" {
+			ev.Action = "batch." + strings.ToLower(string(to))
+		}
+		if ev.Subject == "" {
+			ev.Subject = batchID
+		}
+		if ev.Detail == nil {
+			ev.Detail = []byte(fmt.Sprintf(`{"from":%q,"to":%q}`, from, to))
+		}
+		return s.appendAudit(ctx, tx, ev)
+	})
+}
+
+const recordCols = `seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, state, reason, bank_code, bank_message, bank_serial, result_at`
+
+func scanRecord(sc interface{ Scan(...any) error }, r *spool.Record) error {
+	var state string
+	var at int64
+	if err := sc.Scan(&r.Seq, &r.NameEnc, &r.IDEnc, &r.AccountEnc, &r.IDIndex, &r.AccountIndex, &r.DedupeKey,
+		&r.AccountKind, &r.AmountFen, &r.Remark, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BankSerial, &at); err != nil {
+		return err
+	}
+	r.State = spool.RecordState(state)
+	if at != 0 {
+		r.ResultAt = time.Unix(0, at).UTC()
+	}
+	return nil
+}
+
+func (s *Store) batchPK(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, batchID string) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, `SELECT id FROM batches WHERE batch_id = ? AND state <> 'STAGING'`, batchID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("sqlite: batch %q: %w", batchID, spool.ErrNotFound)
+	}
+	return id, err
+}
+
+func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilter) ([]spool.Record, error) {
+	id, err := s.batchPK(ctx, s.r, batchID)
+	if err != nil {
+		return nil, err
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	q := `SELECT ` + recordCols + ` FROM records WHERE batch = ? AND seq > ?`
+	args := []any{id, f.AfterSeq}
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, string(f.State))
+	}
+	q += ` ORDER BY seq LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: records: %w", err)
+	}
+	defer rows.Close()
+	out := make([]spool.Record, 0, min(limit, 256))
+	for rows.Next() {
+		var r spool.Record
+		if err := scanRecord(rows, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) RecordCounts(ctx context.Context, batchID string) ([]spool.StateCount, error) {
+	id, err := s.batchPK(ctx, s.r, batchID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? GROUP BY state ORDER BY state`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: record counts: %w", err)
+	}
+	defer rows.Close()
+	var out []spool.StateCount
+	for rows.Next() {
+		var c spool.StateCount
+		var st string
+		if err := rows.Scan(&st, &c.Count, &c.Fen); err != nil {
+			return nil, err
+		}
+		c.State = spool.RecordState(st)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ---- intake stages ----
+
+type stage struct {
+	s  *Store
+	id int64
+}
+
+func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Stage, error) {
+	now := s.now().UnixNano()
+	var id int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO batches(batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, state, submitted_by, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?,?,'STAGING',?,?,?)`,
+			h.BatchID, h.Tenant, h.Bank, h.SubsidyCode, h.SubsidyName, h.Period, h.Memo, h.TotalCount, h.TotalFen, h.SubmittedBy, now, now)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin batch: %w", err)
+	}
+	return &stage{s: s, id: id}, nil
+}
+
+func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	err := st.s.tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {
+			return fmt.Errorf("stage gone: %w", err)
+		}
+		if state != string(spool.BatchStaging) {
+			return fmt.Errorf("stage already %s: %w", state, spool.ErrStale)
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, state)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,'STAGED')`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i := range recs {
+			r := &recs[i]
+			if _, err := stmt.ExecContext(ctx, st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark); err != nil {
+				if isUnique(err) {
+					return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
+				}
+				return fmt.Errorf("seq %d: %w", r.Seq, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: stage add: %w", err)
+	}
+	return nil
+}
+
+func (st *stage) Abort(ctx context.Context) error {
+	// Use a fresh context: an abort usually follows a cancelled request.
+	ctx = context.WithoutCancel(ctx)
+	return st.s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE id = ? AND state = 'STAGING'`, st.id)
+		return err
+	})
+}
+
+func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string) (spool.FinalizeResult, error) {
+	var res spool.FinalizeResult
+	err := st.s.tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {
+			return fmt.Errorf("stage gone: %w", err)
+		}
+		if state != string(spool.BatchStaging) {
+			return fmt.Errorf("stage already %s: %w", state, spool.ErrStale)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM batches WHERE batch_id = ? AND state <> 'STAGING'`, b.BatchID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE id = ?`, st.id); err != nil {
+				return err
+			}
+			return fmt.Errorf("batch %q exists: %w", b.BatchID, spool.ErrConflict)
+		}
+		var err error
+		if res, err = st.guards(ctx, tx); err != nil {
+			return err
+		}
+		if len(res.Conflicts) > 0 {
+			_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE id = ?`, st.id)
+			return err
+		}
+		now := st.s.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE records SET state = 'PENDING' WHERE batch = ?`, st.id); err != nil {
+			if isUnique(err) { // the guards above saw no conflict, so this is a bug: refuse loudly
+				return fmt.Errorf("money rule 4 backstop fired: %w", spool.ErrConflict)
+			}
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE batches SET batch_id=?, tenant=?, bank=?, subsidy_code=?, subsidy_name=?, period=?, memo=?,
+			total_count=?, total_fen=?, content_hash=?, warnings=?, submitted_by=?, state='RECEIVED', updated_at=? WHERE id = ?`,
+			b.BatchID, b.Tenant, b.Bank, b.SubsidyCode, b.SubsidyName, b.Period, b.Memo, b.TotalCount, b.TotalFen,
+			b.ContentHash, b.Warnings, b.SubmittedBy, now.UnixNano(), st.id)
+		if isUnique(err) {
+			return fmt.Errorf("batch %q exists: %w", b.BatchID, spool.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		return st.s.appendAudit(ctx, tx, spool.Event{Actor: actor, Action: "batch.received", Subject: b.BatchID,
+			Detail: []byte(fmt.Sprintf(`{"tenant":%q,"bank":%q,"subsidy":%q,"period":%q,"count":%d,"total_fen":%d}`,
+				b.Tenant, b.Bank, b.SubsidyCode, b.Period, b.TotalCount, b.TotalFen))})
+	})
+	if err != nil {
+		return spool.FinalizeResult{}, fmt.Errorf("sqlite: finalize: %w", err)
+	}
+	return res, nil
+}
+
+// guards runs the duplicate checks of a stage inside the finalize transaction,
+// so no other batch can slip in between check and commit.
+func (st *stage) guards(ctx context.Context, tx *sql.Tx) (spool.FinalizeResult, error) {
+	var res spool.FinalizeResult
+	// Same person twice for this subsidy and period within the batch: every
+	// occurrence after the first is refused.
+	rows, err := tx.QueryContext(ctx, `SELECT r.seq, (SELECT min(seq) FROM records f WHERE f.batch = r.batch AND f.dedupe_key = r.dedupe_key)
+		FROM records r WHERE r.batch = ? AND r.dedupe_key IN (SELECT dedupe_key FROM records WHERE batch = ? GROUP BY dedupe_key HAVING count(*) > 1)
+		ORDER BY r.seq`, st.id, st.id)
+	if err != nil {
+		return res, err
+	}
+	for rows.Next() {
+		var seq, first int
+		if err := rows.Scan(&seq, &first); err != nil {
+			rows.Close()
+			return res, err
+		}
+		if seq != first {
+			res.Conflicts = append(res.Conflicts, spool.Conflict{Seq: seq, Kind: "in_batch", OtherSeq: first, OtherState: spool.RecordStaged})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
+	// Money rule 4 across batches: the same person, subsidy and period already
+	// PENDING, SENT, PAID or UNKNOWN anywhere else.
+	rows, err = tx.QueryContext(ctx, `SELECT n.seq, b.batch_id, o.seq, o.state FROM records n
+		JOIN records o ON o.dedupe_key = n.dedupe_key AND o.state IN ('PENDING','SENT','PAID','UNKNOWN')
+		JOIN batches b ON b.id = o.batch
+		WHERE n.batch = ? AND o.batch <> ? ORDER BY n.seq`, st.id, st.id)
+	if err != nil {
+		return res, err
+	}
+	for rows.Next() {
+		var c spool.Conflict
+		var state string
+		if err := rows.Scan(&c.Seq, &c.OtherBatch, &c.OtherSeq, &state); err != nil {
+			rows.Close()
+			return res, err
+		}
+		c.Kind = "cross_batch"
+		c.OtherState = spool.RecordState(state)
+		res.Conflicts = append(res.Conflicts, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
+	sort.SliceStable(res.Conflicts, func(i, j int) bool { return res.Conflicts[i].Seq < res.Conflicts[j].Seq })
+	if len(res.Conflicts) > 0 {
+		return res, nil
+	}
+	// Warnings: one account shared by different ID numbers in this batch.
+	rows, err = tx.QueryContext(ctx, `SELECT account_index, group_concat(seq) FROM records WHERE batch = ? GROUP BY account_index HAVING count(DISTINCT id_index) > 1`, st.id)
+	if err != nil {
+		return res, err
+	}
+	for rows.Next() {
+		var idx []byte
+		var seqs string
+		if err := rows.Scan(&idx, &seqs); err != nil {
+			rows.Close()
+			return res, err
+		}
+		var sa spool.SharedAccount
+		for _, p := range strings.Split(seqs, ",") {
+			if v, err := strconv.Atoi(p); err == nil {
+				sa.Seqs = append(sa.Seqs, v)
+			}
+		}
+		sort.Ints(sa.Seqs)
+		res.SharedAccounts = append(res.SharedAccounts, sa)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
+	sort.Slice(res.SharedAccounts, func(i, j int) bool { return res.SharedAccounts[i].Seqs[0] < res.SharedAccounts[j].Seqs[0] })
+	// Warnings: the person had a FAILED record for this subsidy and period.
+	rows, err = tx.QueryContext(ctx, `SELECT DISTINCT n.seq FROM records n JOIN records o ON o.dedupe_key = n.dedupe_key AND o.state = 'FAILED'
+		WHERE n.batch = ? AND o.batch <> ? ORDER BY n.seq`, st.id, st.id)
+	if err != nil {
+		return res, err
+	}
+	for rows.Next() {
+		var seq int
+		if err := rows.Scan(&seq); err != nil {
+			rows.Close()
+			return res, err
+		}
+		res.PreviouslyFailed = append(res.PreviouslyFailed, seq)
+	}
+	rows.Close()
+	return res, rows.Err()
+}

@@ -1,0 +1,312 @@
+// Package sqlite is the embedded, default spool.Store: one SQLite file in WAL
+// mode with synchronous=FULL (a commit is on disk before it returns), foreign
+// keys on, a busy timeout, and versioned migrations embedded in the binary.
+//
+// Writes go through one connection (SQLite has one writer; serialising in the
+// pool avoids busy-waiting), reads through a small pool of read-only ones.
+// It must not hold personal data in clear: it stores what gateway encrypted.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"yktgw/spool"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the SQLite spool.
+type Store struct {
+	w    *sql.DB // one writer connection
+	r    *sql.DB // readers
+	path string
+	now  func() time.Time
+}
+
+var _ spool.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the spool at path, applies pending
+// migrations and removes stages left by a crash.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", "15000")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, path: path, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	// The file exists now; restrict it (it holds ciphertexts, blind indexes and token hashes).
+	_ = os.Chmod(path, 0o600)
+	rq := url.Values{}
+	rq.Set("_foreign_keys", "on")
+	rq.Set("_busy_timeout", "15000")
+	rq.Set("_query_only", "true")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s.r = r
+	if err := s.recover(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// SetClock replaces the clock (tests).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := filepath.Base(name)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("sqlite: migration %s: bad version", base)
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("apply %s: %w", base, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, s.now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the newest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// recover removes stages a crash or a cut-off upload left behind: a batch that
+// never finalized was never acknowledged, so nothing of it may remain.
+func (s *Store) recover(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE state = 'STAGING'`)
+		return err
+	})
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}
+
+// ---- audit ----
+
+// appendAudit chains an event inside tx.
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, ev spool.Event) error {
+	var lastSeq int64
+	prev := spool.GenesisHash
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&lastSeq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: audit tail: %w", err)
+	}
+	e := spool.AuditEntry{Seq: lastSeq + 1, At: s.now().UTC(), Event: ev, Prev: prev}
+	e.Hash = spool.AuditHash(prev, &e)
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit(seq, at, actor, action, subject, reason, detail, prev, hash) VALUES (?,?,?,?,?,?,?,?,?)`,
+		e.Seq, e.At.UnixNano(), e.Actor, e.Action, e.Subject, e.Reason, e.Detail, e.Prev, e.Hash)
+	if err != nil {
+		return fmt.Errorf("sqlite: audit append: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) Audit(ctx context.Context, ev spool.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, ev) })
+}
+
+func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]spool.AuditEntry, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, actor, action, subject, reason, detail, prev, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit: %w", err)
+	}
+	defer rows.Close()
+	var out []spool.AuditEntry
+	for rows.Next() {
+		var e spool.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &e.Action, &e.Subject, &e.Reason, &e.Detail, &e.Prev, &e.Hash); err != nil {
+			return nil, err
+		}
+		e.At = time.Unix(0, at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ---- tokens ----
+
+func (s *Store) CreateToken(ctx context.Context, t *spool.Token, actor string) error {
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = s.now().UTC()
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens(id, name, hash, tenants, roles, created_at) VALUES (?,?,?,?,?,?)`,
+			t.ID, t.Name, t.Hash, strings.Join(t.Tenants, ","), strings.Join(t.Roles, ","), t.CreatedAt.UnixNano())
+		if isUnique(err) {
+			return fmt.Errorf("sqlite: token %s: %w", t.ID, spool.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: create token: %w", err)
+		}
+		return s.appendAudit(ctx, tx, spool.Event{Actor: actor, Action: "token.created", Subject: t.ID,
+			Detail: []byte(fmt.Sprintf(`{"name":%q,"tenants":%q,"roles":%q}`, t.Name, strings.Join(t.Tenants, ","), strings.Join(t.Roles, ",")))})
+	})
+}
+
+func scanToken(sc interface{ Scan(...any) error }) (*spool.Token, error) {
+	var t spool.Token
+	var tenants, roles string
+	var created, revoked int64
+	if err := sc.Scan(&t.ID, &t.Name, &t.Hash, &tenants, &roles, &created, &revoked); err != nil {
+		return nil, err
+	}
+	t.Tenants = splitList(tenants)
+	t.Roles = splitList(roles)
+	t.CreatedAt = time.Unix(0, created).UTC()
+	if revoked != 0 {
+		t.RevokedAt = time.Unix(0, revoked).UTC()
+	}
+	return &t, nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func (s *Store) Token(ctx context.Context, id string) (*spool.Token, error) {
+	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT id, name, hash, tenants, roles, created_at, revoked_at FROM tokens WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: token %s: %w", id, spool.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: token: %w", err)
+	}
+	return t, nil
+}
+
+func (s *Store) Tokens(ctx context.Context) ([]spool.Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, hash, tenants, roles, created_at, revoked_at FROM tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []spool.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *t)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) RevokeToken(ctx context.Context, id, actor string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, s.now().UnixNano(), id)
+		if err != nil {
+			return fmt.Errorf("sqlite: revoke token: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("sqlite: token %s: %w", id, spool.ErrNotFound)
+		}
+		return s.appendAudit(ctx, tx, spool.Event{Actor: actor, Action: "token.revoked", Subject: id})
+	})
+}
