@@ -99,8 +99,8 @@ func pluginSpec() banks.Plugin {
 
 // conn is one SSH connection with its SFTP session.
 type conn struct {
-	ssh  *ssh.Client
-	sftp *sftp.Client
+	ssh    *ssh.Client
+	sftp   *sftp.Client
 	dead   chan struct{} // closed when the SSH connection has ended
 	killed atomic.Bool
 	once   sync.Once
