@@ -1,0 +1,357 @@
+package crypto
+
+import (
+	"bytes"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+
+	"github.com/emmansun/gmsm/cfca"
+	"github.com/emmansun/gmsm/pkcs"
+	"github.com/emmansun/gmsm/pkcs7"
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
+)
+
+// Cipher names for SealOptions.Cipher.
+const (
+	CipherSM4GCM = "sm4-gcm"
+	CipherSM4CBC = "sm4-cbc"
+)
+
+// DefaultMaxBytes bounds the payload SignAndSeal and OpenAndVerify hold in
+// memory. Peak memory is about five times the payload (plain, signed,
+// encrypted, DER and the output buffer); a bank profile's
+// max_records_per_file must keep a rendered file under this bound.
+const DefaultMaxBytes = 64 << 20
+
+// sealSlack is what an envelope adds to its payload at most (certificate,
+// signature, recipient infos, ASN.1 headers), for the input bound of OpenAndVerify.
+const sealSlack = 1 << 20
+
+// Party is our side of an exchange: our private key, our certificate (the
+// private key's), and the SM2 signer ID we sign with (empty: DefaultSignerID).
+type Party struct {
+	Key      *sm2.PrivateKey
+	Cert     *smx509.Certificate
+	SignerID []byte
+}
+
+// SealOptions tunes an envelope, normally from a bank profile.
+type SealOptions struct {
+	// Cipher is "sm4-gcm" (default) or "sm4-cbc". OpenAndVerify accepts
+	// either when empty and insists on the named one otherwise.
+	Cipher string
+	// CFCA selects the CFCA profile: recipients identified by
+	// SubjectKeyIdentifier (every recipient certificate must carry one).
+	CFCA bool
+	// SignerID overrides the SM2 signer ID: the one we sign with in
+	// SignAndSeal (else Party.SignerID), the one the partner signed with in
+	// OpenAndVerify (else DefaultSignerID).
+	SignerID []byte
+	// MaxBytes bounds the payload held in memory (0: DefaultMaxBytes).
+	MaxBytes int64
+}
+
+func (o SealOptions) maxBytes() int64 {
+	if o.MaxBytes <= 0 {
+		return DefaultMaxBytes
+	}
+	return o.MaxBytes
+}
+
+func (o SealOptions) cipher() (pkcs.Cipher, error) {
+	switch o.Cipher {
+	case "", CipherSM4GCM:
+		return pkcs.SM4GCM, nil
+	case CipherSM4CBC:
+		return pkcs.SM4CBC, nil
+	}
+	return nil, fmt.Errorf("crypto: unknown cipher %q (want %s or %s)", o.Cipher, CipherSM4GCM, CipherSM4CBC)
+}
+
+var (
+	oidSM4GCM = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 104, 8}
+	oidSM4CBC = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 104, 2}
+	oidSM2Enc = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 301, 3}
+)
+
+// readBounded reads all of r, failing with ErrTooLarge past limit bytes.
+func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("crypto: read %s: %w", what, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("crypto: %s larger than %d bytes (raise max_bytes or lower max_records_per_file): %w", what, limit, ErrTooLarge)
+	}
+	return b, nil
+}
+
+// SignAndSeal reads src whole (at most opt.MaxBytes), signs it as PKCS#7
+// SignedData (SM2/SM3, attached, from's certificate embedded) and seals that
+// in a GB/T 35275 EnvelopedData (SM4-GCM or SM4-CBC content key wrapped with
+// SM2 for every certificate in to), and writes the DER to dst.
+func SignAndSeal(dst io.Writer, src io.Reader, from Party, to []*smx509.Certificate, opt SealOptions) error {
+	ciph, err := opt.cipher()
+	if err != nil {
+		return err
+	}
+	if from.Key == nil || from.Cert == nil {
+		return errors.New("crypto: seal: our key and certificate are required")
+	}
+	if len(to) == 0 {
+		return errors.New("crypto: seal: no recipient certificate")
+	}
+	now := timeNow()
+	if err := CheckValidity(from.Cert, now); err != nil {
+		return err
+	}
+	for _, c := range to {
+		if _, err := certSM2Key(c); err != nil {
+			return err
+		}
+		if err := CheckValidity(c, now); err != nil {
+			return err
+		}
+		if opt.CFCA && len(c.SubjectKeyId) == 0 {
+			return fmt.Errorf("crypto: seal (CFCA): recipient %q has no SubjectKeyIdentifier", c.Subject.CommonName)
+		}
+	}
+	content, err := readBounded(src, opt.maxBytes(), "payload")
+	if err != nil {
+		return err
+	}
+	uid := opt.SignerID
+	if len(uid) == 0 {
+		uid = from.SignerID
+	}
+	signed, err := SignPKCS7(content, from.Key, from.Cert, uid, false)
+	if err != nil {
+		return err
+	}
+	var sealed []byte
+	if opt.CFCA {
+		sealed, err = cfca.EnvelopeMessage(ciph, signed, to)
+	} else {
+		sealed, err = pkcs7.EncryptSM(ciph, signed, to)
+	}
+	if err != nil {
+		return fmt.Errorf("crypto: seal: %w", err)
+	}
+	if _, err := dst.Write(sealed); err != nil {
+		return fmt.Errorf("crypto: write sealed: %w", err)
+	}
+	return nil
+}
+
+// Strict mirror of the EnvelopedData gmsm writes, so that any byte changed
+// outside the encrypted part is caught before decryption (DER round trip).
+type envContentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"explicit,tag:0"`
+}
+
+type envData struct {
+	Version              int
+	RecipientInfos       []envRecipient `asn1:"set"`
+	EncryptedContentInfo envEncrypted
+}
+
+type envRecipient struct {
+	Version                int
+	RID                    asn1.RawValue // issuerAndSerialNumber SEQUENCE or [0] subjectKeyIdentifier
+	KeyEncryptionAlgorithm pkix.AlgorithmIdentifier
+	EncryptedKey           []byte
+}
+
+type envEncrypted struct {
+	ContentType                asn1.ObjectIdentifier
+	ContentEncryptionAlgorithm pkix.AlgorithmIdentifier
+	EncryptedContent           asn1.RawValue `asn1:"tag:0,optional"`
+}
+
+type envIssuerSerial struct {
+	Issuer asn1.RawValue
+	Serial *big.Int
+}
+
+// parseEnvelope parses and checks an EnvelopedData; every failure is ErrTampered.
+func parseEnvelope(der []byte, cfcaProfile bool) (*envData, error) {
+	tampered := func(why string) error { return fmt.Errorf("crypto: envelope: %s: %w", why, ErrTampered) }
+	var ci envContentInfo
+	rest, err := asn1.Unmarshal(der, &ci)
+	if err != nil || len(rest) != 0 {
+		return nil, tampered("not one DER ContentInfo")
+	}
+	if !ci.ContentType.Equal(pkcs7.SM2OIDEnvelopedData) {
+		return nil, tampered(fmt.Sprintf("content type %v, want GB/T 35275 enveloped data", ci.ContentType))
+	}
+	var ed envData
+	rest, err = asn1.Unmarshal(ci.Content.Bytes, &ed)
+	if err != nil || len(rest) != 0 {
+		return nil, tampered("EnvelopedData structure")
+	}
+	again, err := asn1.Marshal(ci)
+	if err != nil || !bytes.Equal(again, der) {
+		return nil, tampered("not DER")
+	}
+	again, err = asn1.Marshal(ed)
+	if err != nil || !bytes.Equal(again, ci.Content.Bytes) {
+		return nil, tampered("EnvelopedData not DER")
+	}
+	wantVersion, wantRecipVersion := 1, 1
+	if cfcaProfile {
+		wantVersion, wantRecipVersion = 2, 2
+	}
+	if ed.Version != wantVersion {
+		return nil, tampered(fmt.Sprintf("version %d, want %d (CFCA profile %v)", ed.Version, wantVersion, cfcaProfile))
+	}
+	if len(ed.RecipientInfos) == 0 {
+		return nil, tampered("no recipients")
+	}
+	for _, r := range ed.RecipientInfos {
+		if p := r.KeyEncryptionAlgorithm.Parameters.FullBytes; len(p) != 0 && !bytes.Equal(p, asn1.NullBytes) {
+			return nil, tampered("key encryption parameters")
+		}
+		if r.Version != wantRecipVersion || !r.KeyEncryptionAlgorithm.Algorithm.Equal(oidSM2Enc) {
+			return nil, tampered("recipient info version or algorithm")
+		}
+	}
+	eci := ed.EncryptedContentInfo
+	if !eci.ContentType.Equal(pkcs7.SM2OIDData) {
+		return nil, tampered("encrypted content type")
+	}
+	if a := eci.ContentEncryptionAlgorithm.Algorithm; !a.Equal(oidSM4GCM) && !a.Equal(oidSM4CBC) {
+		return nil, tampered(fmt.Sprintf("content cipher %v", a))
+	}
+	if eci.EncryptedContent.Class != asn1.ClassContextSpecific || eci.EncryptedContent.IsCompound {
+		return nil, tampered("encrypted content encoding")
+	}
+	return &ed, nil
+}
+
+// matches reports whether recipient info r names cert.
+func (r *envRecipient) matches(cert *smx509.Certificate) bool {
+	switch {
+	case r.RID.Class == asn1.ClassUniversal && r.RID.Tag == asn1.TagSequence:
+		var ias envIssuerSerial
+		if rest, err := asn1.Unmarshal(r.RID.FullBytes, &ias); err != nil || len(rest) != 0 || ias.Serial == nil {
+			return false
+		}
+		return bytes.Equal(ias.Issuer.FullBytes, cert.RawIssuer) && ias.Serial.Cmp(cert.SerialNumber) == 0
+	case r.RID.Class == asn1.ClassContextSpecific && r.RID.Tag == 0:
+		ski := cert.SubjectKeyId
+		if len(ski) == 0 {
+			if pub, err := certSM2Key(cert); err == nil {
+				ski, _ = subjectKeyID(pub)
+			}
+		}
+		return len(ski) > 0 && bytes.Equal(ski, r.RID.Bytes)
+	}
+	return false
+}
+
+// OpenEnvelope decrypts a GB/T 35275 EnvelopedData addressed to me and returns
+// its content (without looking inside it). Errors: ErrTampered,
+// ErrNotRecipient.
+func OpenEnvelope(der []byte, me Party, opt SealOptions) ([]byte, error) {
+	if me.Key == nil || me.Cert == nil {
+		return nil, errors.New("crypto: open: our key and certificate are required")
+	}
+	if !KeyMatchesCert(me.Key, me.Cert) {
+		return nil, fmt.Errorf("crypto: open: private key does not belong to certificate %q", me.Cert.Subject.CommonName)
+	}
+	ed, err := parseEnvelope(der, opt.CFCA)
+	if err != nil {
+		return nil, err
+	}
+	alg := ed.EncryptedContentInfo.ContentEncryptionAlgorithm
+	if opt.Cipher != "" {
+		want, err := opt.cipher()
+		if err != nil {
+			return nil, err
+		}
+		if !alg.Algorithm.Equal(want.OID()) {
+			return nil, fmt.Errorf("crypto: open: envelope uses %v, profile wants %s: %w", alg.Algorithm, opt.Cipher, ErrTampered)
+		}
+	}
+	var key []byte
+	for i := range ed.RecipientInfos {
+		r := &ed.RecipientInfos[i]
+		if !r.matches(me.Cert) {
+			continue
+		}
+		key, err = me.Key.Decrypt(nil, r.EncryptedKey, nil)
+		if err != nil {
+			return nil, fmt.Errorf("crypto: open: content key for us does not decrypt: %w", ErrTampered)
+		}
+		break
+	}
+	if key == nil {
+		// Not addressed to us by name. If one of the wrapped keys still opens
+		// with our key, the recipient identifier was altered: tampering.
+		for i := range ed.RecipientInfos {
+			if _, err := me.Key.Decrypt(nil, ed.RecipientInfos[i].EncryptedKey, nil); err == nil {
+				return nil, fmt.Errorf("crypto: open: recipient identifier altered: %w", ErrTampered)
+			}
+		}
+		return nil, fmt.Errorf("crypto: open: no recipient entry for %q (serial %x): %w", me.Cert.Subject.CommonName, me.Cert.SerialNumber, ErrNotRecipient)
+	}
+	defer clear(key)
+	c, err := pkcs.GetCipher(alg)
+	if err != nil {
+		return nil, fmt.Errorf("crypto: open: %v: %w", err, ErrTampered)
+	}
+	plain, err := c.Decrypt(key, &alg.Parameters, ed.EncryptedContentInfo.EncryptedContent.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("crypto: open: content does not decrypt (%v): %w", err, ErrTampered)
+	}
+	return plain, nil
+}
+
+// OpenAndVerify reads a sealed file from src (at most opt.MaxBytes plus
+// envelope overhead), opens it with our key, verifies the inner PKCS#7
+// signature against the pinned certificate from, and writes the content to
+// dst. Nothing is written unless every check passed. Errors wrap exactly one
+// of ErrTampered, ErrNotRecipient, ErrWrongSigner, ErrBadSignature,
+// ErrCertExpired (from expired) or ErrTooLarge.
+func OpenAndVerify(dst io.Writer, src io.Reader, me Party, from *smx509.Certificate, opt SealOptions) error {
+	if from == nil {
+		return errors.New("crypto: open: the sender's certificate is required")
+	}
+	if err := CheckValidity(from, timeNow()); err != nil {
+		return err
+	}
+	raw, err := readBounded(src, opt.maxBytes()+sealSlack, "sealed file")
+	if err != nil {
+		return err
+	}
+	der := raw
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("-----BEGIN")) {
+		b, _ := pem.Decode(bytes.TrimSpace(raw))
+		if b == nil || b.Type != "PKCS7" {
+			return fmt.Errorf("crypto: open: PEM is not PKCS7: %w", ErrTampered)
+		}
+		der = b.Bytes
+	}
+	signed, err := OpenEnvelope(der, me, opt)
+	if err != nil {
+		return err
+	}
+	content, err := VerifyPKCS7(signed, nil, from, opt.SignerID)
+	if err != nil {
+		return err
+	}
+	if int64(len(content)) > opt.maxBytes() {
+		return fmt.Errorf("crypto: open: payload larger than %d bytes: %w", opt.maxBytes(), ErrTooLarge)
+	}
+	if _, err := dst.Write(content); err != nil {
+		return fmt.Errorf("crypto: write opened: %w", err)
+	}
+	return nil
+}
