@@ -52,7 +52,9 @@ func isDotVariant(r rune) bool {
 // trailing or doubled dot, at most MaxNameRunes characters. Han characters outside
 // the basic plane (rare characters) are accepted. The error is a *CodeError. An
 // already normal name is returned without allocating.
-func NormalizeName(s string) (string, error) {
+func NormalizeName(s string) (string, error) { return normalizeName(s, true) }
+
+func normalizeName(s string, nfkc bool) (string, error) {
 	s = trimSpace(s)
 	if s == "" {
 		return "", errNameEmpty
@@ -95,7 +97,8 @@ func NormalizeName(s string) (string, error) {
 				return "", errNameInvalidChar
 			}
 		case unicode.Is(unicode.Han, r2):
-			if r2 >= 0xF900 && r2 <= 0xFAFF || r2 >= 0x2F800 && r2 <= 0x2FA1F {
+			if nfkc && (r2 >= 0xF900 && r2 <= 0xFAFF || r2 >= 0x2F800 && r2 <= 0x2FA1F) &&
+				!norm.NFKC.IsNormalString(string(r2)) {
 				compat, clean = true, false
 			}
 		case unicode.IsLetter(r2) || unicode.Is(unicode.Mn, r2):
@@ -140,7 +143,9 @@ func NormalizeName(s string) (string, error) {
 	}
 	out := b.String()
 	if compat {
-		out = norm.NFKC.String(out)
+		// NFKC may change more than the ideograph (a presentation form can become a
+		// space and a mark): check its output from the start, once.
+		return normalizeName(norm.NFKC.String(out), false)
 	}
 	if utf8.RuneCountInString(out) > MaxNameRunes {
 		return "", errNameTooLong
