@@ -1,0 +1,217 @@
+package format
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
+)
+
+// codec converts between UTF-8 strings and a layout's encoding without
+// allocating: it appends into caller-owned buffers, with an ASCII fast path.
+// The x/text GBK/GB18030 transformers are stateless, so one codec is shared.
+type codec struct {
+	name string
+	kind int // encUTF8, encGBK, encGB18030
+	enc  transform.Transformer
+	dec  transform.Transformer
+}
+
+const (
+	encUTF8 = iota
+	encGBK
+	encGB18030
+)
+
+var (
+	utf8Codec    = &codec{name: "UTF-8", kind: encUTF8}
+	gbkCodec     = &codec{name: "GBK", kind: encGBK, enc: simplifiedchinese.GBK.NewEncoder().Transformer, dec: simplifiedchinese.GBK.NewDecoder().Transformer}
+	gb18030Codec = &codec{name: "GB18030", kind: encGB18030, enc: simplifiedchinese.GB18030.NewEncoder().Transformer, dec: simplifiedchinese.GB18030.NewDecoder().Transformer}
+)
+
+func codecFor(name string) (*codec, error) {
+	switch strings.ToUpper(strings.ReplaceAll(name, "-", "")) {
+	case "GB18030":
+		return gb18030Codec, nil
+	case "GBK", "CP936":
+		return gbkCodec, nil
+	case "UTF8", "":
+		return utf8Codec, nil
+	}
+	return nil, fmt.Errorf("encoding %q: want GB18030, GBK or UTF-8", name)
+}
+
+// errUnencodable carries the rune the encoding cannot represent.
+type errUnencodable rune
+
+func (e errUnencodable) Error() string {
+	return fmt.Sprintf("%q (U+%04X) cannot be encoded", rune(e), rune(e))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIBytes(s []byte) bool {
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// appendEncode appends s (UTF-8) in the codec's encoding.
+func (c *codec) appendEncode(dst []byte, s string) ([]byte, error) {
+	if isASCII(s) {
+		return append(dst, s...), nil
+	}
+	if c.kind == encUTF8 {
+		if !utf8.ValidString(s) {
+			return dst, errors.New("invalid UTF-8")
+		}
+		return append(dst, s...), nil
+	}
+	// The transformer only reads src; viewing the string's bytes avoids a copy.
+	src := unsafe.Slice(unsafe.StringData(s), len(s))
+	for {
+		start := len(dst)
+		if cap(dst)-start < 2*len(src)+8 {
+			dst = append(dst, make([]byte, 2*len(src)+8)...)[:start]
+		}
+		nDst, nSrc, err := c.enc.Transform(dst[start:cap(dst)], src, true)
+		dst = dst[:start+nDst]
+		if err == nil {
+			return dst, nil
+		}
+		if err == transform.ErrShortDst {
+			src = src[nSrc:]
+			continue
+		}
+		r, _ := utf8.DecodeRune(src[nSrc:])
+		return dst, errUnencodable(r)
+	}
+}
+
+// appendDecode appends b (in the codec's encoding) as UTF-8. Bytes that are
+// not valid in the encoding are an error.
+func (c *codec) appendDecode(dst, b []byte) ([]byte, error) {
+	if isASCIIBytes(b) {
+		return append(dst, b...), nil
+	}
+	if c.kind == encUTF8 {
+		if !utf8.Valid(b) {
+			return dst, errors.New("invalid UTF-8 bytes")
+		}
+		return append(dst, b...), nil
+	}
+	if i := c.invalidAt(b); i >= 0 {
+		return dst, fmt.Errorf("invalid %s byte sequence at byte %d", c.name, i+1)
+	}
+	src := b
+	for {
+		start := len(dst)
+		if cap(dst)-start < 2*len(src)+8 {
+			dst = append(dst, make([]byte, 2*len(src)+8)...)[:start]
+		}
+		nDst, nSrc, err := c.dec.Transform(dst[start:cap(dst)], src, true)
+		out := dst[start : start+nDst]
+		dst = dst[:start+nDst]
+		if err == transform.ErrShortDst {
+			src = src[nSrc:]
+			continue
+		}
+		if err != nil {
+			return dst, fmt.Errorf("decode %s: %w", c.name, err)
+		}
+		// Structurally valid but unmapped sequences come out as U+FFFD.
+		if strings.Contains(unsafe.String(unsafe.SliceData(out), len(out)), "\uFFFD") {
+			return dst, fmt.Errorf("bytes with no character in %s", c.name)
+		}
+		return dst, nil
+	}
+}
+
+// charLen returns the length of the character starting at b[0] in the codec's
+// encoding, or 0 if the bytes there are not a valid (complete) character.
+func (c *codec) charLen(b []byte) int {
+	x := b[0]
+	if x < 0x80 {
+		return 1
+	}
+	switch c.kind {
+	case encUTF8:
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n <= 1 {
+			return 0
+		}
+		return n
+	case encGBK:
+		if x == 0x80 { // CP936 euro sign
+			return 1
+		}
+		if x == 0xFF || len(b) < 2 {
+			return 0
+		}
+		if t := b[1]; t >= 0x40 && t <= 0xFE && t != 0x7F {
+			return 2
+		}
+		return 0
+	default: // GB18030
+		if x == 0x80 || x == 0xFF || len(b) < 2 {
+			return 0
+		}
+		t := b[1]
+		if t >= 0x40 && t <= 0xFE && t != 0x7F {
+			return 2
+		}
+		if t >= 0x30 && t <= 0x39 && len(b) >= 4 && b[2] >= 0x81 && b[2] <= 0xFE && b[3] >= 0x30 && b[3] <= 0x39 {
+			return 4
+		}
+		return 0
+	}
+}
+
+// invalidAt returns the index of the first invalid character in b, or -1.
+func (c *codec) invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		n := c.charLen(b[i:])
+		if n == 0 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// boundaries reports the first offset in cuts (ascending) that falls inside a
+// multi-byte character of b, or -1. Offsets beyond len(b) are ignored.
+func (c *codec) splitAt(b []byte, cuts []int) int {
+	if isASCIIBytes(b) {
+		return -1
+	}
+	k := 0
+	for i := 0; i < len(b) && k < len(cuts); {
+		for k < len(cuts) && cuts[k] <= i {
+			k++
+		}
+		n := c.charLen(b[i:])
+		if n == 0 {
+			n = 1 // invalid bytes are reported by decoding
+		}
+		if k < len(cuts) && cuts[k] < i+n {
+			return cuts[k]
+		}
+		i += n
+	}
+	return -1
+}
