@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"yktgw/banks"
+	"yktgw/config"
+	"yktgw/spool"
+)
+
+// Gateway ties the spool, the keys and the bank profiles together.
+type Gateway struct {
+	cfg      *config.Config
+	store    spool.Store
+	fields   FieldCipher
+	profiles map[string]*banks.Profile
+	caps     map[string]int64
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// Deps are what a Gateway is built from.
+type Deps struct {
+	Config   *config.Config
+	Store    spool.Store
+	Fields   FieldCipher
+	Profiles map[string]*banks.Profile
+	Log      *slog.Logger
+	Now      func() time.Time // nil: time.Now
+}
+
+// New builds a Gateway.
+func New(d Deps) (*Gateway, error) {
+	if d.Config == nil || d.Store == nil || d.Fields == nil {
+		return nil, errors.New("gateway: config, store and field cipher required")
+	}
+	g := &Gateway{cfg: d.Config, store: d.Store, fields: d.Fields, profiles: d.Profiles, caps: d.Config.CapsFen(), log: d.Log, now: d.Now}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.profiles == nil {
+		g.profiles = map[string]*banks.Profile{}
+	}
+	if g.cfg.Intake.ChunkRecords <= 0 {
+		g.cfg.Intake.ChunkRecords = 5000
+	}
+	if g.cfg.Intake.MaxRecords <= 0 {
+		g.cfg.Intake.MaxRecords = 2_000_000
+	}
+	return g, nil
+}
+
+// Store returns the spool.
+func (g *Gateway) Store() spool.Store { return g.store }
+
+// Recover finishes what a crash interrupted at start-up: batches committed but
+// not yet queued are queued.
+func (g *Gateway) Recover(ctx context.Context) error {
+	for {
+		bs, err := g.store.Batches(ctx, spool.BatchFilter{State: spool.BatchReceived, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("gateway: recover: %w", err)
+		}
+		if len(bs) == 0 {
+			return nil
+		}
+		for _, b := range bs {
+			if err := g.store.TransitionBatch(ctx, b.BatchID, spool.BatchReceived, spool.BatchQueued, spool.Event{Actor: "system", Reason: "recovered at start-up"}); err != nil && !errors.Is(err, spool.ErrStale) {
+				return fmt.Errorf("gateway: recover %s: %w", b.BatchID, err)
+			}
+		}
+	}
+}
+
+// LoadProfiles loads every bank profile the config names, applying the
+// config's channel option overrides.
+func LoadProfiles(cfg *config.Config) (map[string]*banks.Profile, error) {
+	out := map[string]*banks.Profile{}
+	var errs []error
+	for _, b := range cfg.Banks {
+		p, err := banks.LoadProfile(b.Profile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bank %s: %w", b.Code, err))
+			continue
+		}
+		if p.Code != b.Code {
+			errs = append(errs, fmt.Errorf("bank %s: profile %s has code %q", b.Code, b.Profile, p.Code))
+			continue
+		}
+		if p.Channel.Options == nil {
+			p.Channel.Options = map[string]string{}
+		}
+		for k, v := range b.ChannelOptions {
+			p.Channel.Options[k] = v
+		}
+		out[b.Code] = p
+	}
+	return out, errors.Join(errs...)
+}

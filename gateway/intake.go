@@ -1,0 +1,712 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/emmansun/gmsm/sm3"
+
+	"yktgw/banks"
+	"yktgw/banks/format"
+	"yktgw/gateway/validate"
+	"yktgw/spool"
+)
+
+// FieldCipher encrypts personal fields and computes blind indexes
+// (crypto.DataKeyring implements it).
+type FieldCipher interface {
+	EncryptTo(dst, plaintext, aad []byte) ([]byte, error)
+	DecryptTo(dst, ciphertext, aad []byte) ([]byte, error)
+	BlindIndexTo(dst []byte, domain, value string) []byte
+}
+
+// Blind index domains and the stored index length.
+const (
+	domainID      = "id_number"
+	domainAccount = "account"
+	indexLen      = 16
+)
+
+// Status codes of a submission (DESIGN.md "HTTP API").
+const (
+	StatusCreated  = 201
+	StatusSame     = 200
+	StatusConflict = 409
+	StatusInvalid  = 422
+	StatusBad      = 400
+)
+
+// BatchView is what the API returns about a batch.
+type BatchView struct {
+	BatchID         string           `json:"batch_id"`
+	Tenant          string           `json:"tenant"`
+	Bank            string           `json:"bank"`
+	Subsidy         SubsidyJSON      `json:"subsidy"`
+	Period          string           `json:"period"`
+	Memo            string           `json:"memo"`
+	State           spool.BatchState `json:"state"`
+	TotalCount      int              `json:"total_count"`
+	TotalFen        int64            `json:"total_fen"`
+	Warnings        []validate.Issue `json:"warnings"`
+	WarningsDropped int              `json:"warnings_dropped,omitempty"`
+	Records         []StateCountJSON `json:"records,omitempty"`
+	CreatedAt       time.Time        `json:"created_at"`
+	UpdatedAt       time.Time        `json:"updated_at"`
+}
+
+// SubsidyJSON is the subsidy object of the API.
+type SubsidyJSON struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+// StateCountJSON is a per-state tally in fen.
+type StateCountJSON struct {
+	Status string `json:"status"`
+	Count  int    `json:"count"`
+	Fen    int64  `json:"fen"`
+}
+
+// SubmitResult is the outcome of one submission: a status and a body.
+type SubmitResult struct {
+	Status int
+	Batch  *BatchView
+	Errors *ErrorBody
+}
+
+// ErrorBody is the 4xx body: every problem, capped, with a count beyond the cap.
+type ErrorBody struct {
+	Errors        []validate.Issue `json:"errors"`
+	ErrorsDropped int              `json:"errors_dropped,omitempty"`
+	Warnings      []validate.Issue `json:"warnings,omitempty"`
+}
+
+func errorResult(status int, issues ...validate.Issue) SubmitResult {
+	return SubmitResult{Status: status, Errors: &ErrorBody{Errors: issues}}
+}
+
+type headerJSON struct {
+	BatchID    string          `json:"batch_id"`
+	Tenant     string          `json:"tenant"`
+	Bank       string          `json:"bank"`
+	Subsidy    SubsidyJSON     `json:"subsidy"`
+	Period     string          `json:"period"`
+	Memo       string          `json:"memo"`
+	TotalCount json.RawMessage `json:"total_count"`
+	TotalFen   json.RawMessage `json:"total_fen"`
+}
+
+type recordJSON struct {
+	Seq         json.RawMessage `json:"seq"`
+	Name        string          `json:"name"`
+	IDNumber    string          `json:"id_number"`
+	Account     string          `json:"account"`
+	AccountKind string          `json:"account_kind"`
+	AmountFen   json.RawMessage `json:"amount_fen"`
+	Remark      string          `json:"remark"`
+}
+
+// intake is one submission in flight. It validates every record as it streams
+// in, writes chunks to an invisible spool stage while the batch is still clean,
+// and stops writing (but keeps validating, so every error is reported) at the
+// first error.
+type intake struct {
+	g        *Gateway
+	ctx      context.Context
+	who      *Principal
+	h        headerJSON
+	count    int64
+	fen      int64
+	issues   validate.Issues
+	rules    validate.Rules
+	bank     *banks.Profile
+	seqs     *validate.SeqTracker
+	totals   validate.Totals
+	hash     hash.Hash
+	stage    spool.Stage
+	existed  *spool.Batch // same batch_id already accepted: compare content only
+	chunk    []spool.Record
+	buf      []byte // scratch for AAD, hashing
+	headerOK bool
+	nrec     int
+}
+
+func (in *intake) fail(field, code, msg string) {
+	in.issues.Add(validate.Issue{Field: field, Code: code, Message: msg, Severity: validate.Error})
+}
+
+// Submit reads one submission (JSON or NDJSON) from body and answers it. Only
+// a committed batch is acknowledged with 201; everything refused leaves the
+// spool as it was.
+func (g *Gateway) Submit(ctx context.Context, who *Principal, body io.Reader, ndjson bool) (SubmitResult, error) {
+	in := &intake{g: g, ctx: ctx, who: who, hash: sm3.New()}
+	in.issues.Max = g.cfg.Intake.MaxErrors
+	res, err := in.run(body, ndjson)
+	if in.stage != nil {
+		// Whatever happened, a stage that was not finalized must leave no trace.
+		if aerr := in.stage.Abort(ctx); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	return res, err
+}
+
+func (in *intake) run(body io.Reader, ndjson bool) (SubmitResult, error) {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var err error
+	if ndjson {
+		err = in.readNDJSON(dec)
+	} else {
+		err = in.readJSON(dec)
+	}
+	if err != nil {
+		var se *json.SyntaxError
+		var ue *json.UnmarshalTypeError
+		var me *http.MaxBytesError
+		switch {
+		case errors.As(err, &me):
+			return errorResult(413, validate.Issue{Field: "body", Code: "body.too_large", Message: "请求体过大 (body too large)"}), nil
+		case errors.As(err, &se), errors.As(err, &ue), errors.Is(err, errSyntax):
+			return errorResult(StatusBad, validate.Issue{Seq: in.nrec, Field: "body", Code: "body.malformed", Message: "JSON 格式错误 (malformed JSON): " + err.Error()}), nil
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, context.Canceled):
+			return errorResult(StatusBad, validate.Issue{Field: "body", Code: "body.truncated", Message: "请求体不完整 (body cut off)"}), nil
+		}
+		return SubmitResult{}, err
+	}
+	return in.finish()
+}
+
+var errSyntax = errors.New("unexpected JSON structure")
+
+// readJSON walks {"batch_id":…, …, "records":[…]} token by token so records
+// stream: the header fields must come before "records".
+func (in *intake) readJSON(dec *json.Decoder) error {
+	if err := expectDelim(dec, '{'); err != nil {
+		return err
+	}
+	sawRecords := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		if key == "records" {
+			if sawRecords {
+				return fmt.Errorf("%w: records twice", errSyntax)
+			}
+			sawRecords = true
+			in.startRecords()
+			if err := expectDelim(dec, '['); err != nil {
+				return err
+			}
+			for dec.More() {
+				if err := in.record(dec); err != nil {
+					return err
+				}
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return err
+			}
+			continue
+		}
+		if sawRecords {
+			in.fail(key, "batch.field_order", "批次头字段须在 records 之前 (header fields must precede records)")
+		}
+		if err := in.headerField(dec, key); err != nil {
+			return err
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: data after the batch object", errSyntax)
+	}
+	if !sawRecords {
+		in.startRecords()
+	}
+	return nil
+}
+
+// readNDJSON: a header object, then one record object a line.
+func (in *intake) readNDJSON(dec *json.Decoder) error {
+	if err := dec.Decode(&in.h); err != nil {
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	in.startRecords()
+	for {
+		if !dec.More() {
+			if _, err := dec.Token(); err != io.EOF {
+				return fmt.Errorf("%w: stray data", errSyntax)
+			}
+			return nil
+		}
+		if err := in.record(dec); err != nil {
+			return err
+		}
+	}
+}
+
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if got, ok := tok.(json.Delim); !ok || got != d {
+		return fmt.Errorf("%w: want %q, got %v", errSyntax, d, tok)
+	}
+	return nil
+}
+
+func (in *intake) headerField(dec *json.Decoder, key string) error {
+	var dst any
+	switch key {
+	case "batch_id":
+		dst = &in.h.BatchID
+	case "tenant":
+		dst = &in.h.Tenant
+	case "bank":
+		dst = &in.h.Bank
+	case "subsidy":
+		dst = &in.h.Subsidy
+	case "period":
+		dst = &in.h.Period
+	case "memo":
+		dst = &in.h.Memo
+	case "total_count":
+		dst = &in.h.TotalCount
+	case "total_fen":
+		dst = &in.h.TotalFen
+	default:
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+		in.fail(key, "batch.unknown_field", "未知字段 (unknown field)")
+		return nil
+	}
+	return dec.Decode(dst)
+}
+
+// startRecords checks the header and, when it is clean and the batch is new,
+// opens the spool stage.
+func (in *intake) startRecords() {
+	h := &in.h
+	g := in.g
+	if !validBatchID(h.BatchID) {
+		in.fail("batch_id", "batch_id.invalid", "批次号须为 1-64 位字母、数字、-_. (1-64 of A-Z a-z 0-9 - _ .)")
+	}
+	if !ValidDivision(h.Tenant) {
+		in.fail("tenant", "tenant.invalid", "区划代码须为 6、9 或 12 位数字 (division code of 6, 9 or 12 digits)")
+	} else if !in.who.Covers(h.Tenant) {
+		in.fail("tenant", "tenant.forbidden", "令牌无权代表该区划 (token not scoped to this tenant)")
+	}
+	in.bank = g.profiles[h.Bank]
+	if in.bank == nil {
+		in.fail("bank", "bank.unknown", "未配置的银行 (no such bank profile)")
+	}
+	if h.Subsidy.Code == "" {
+		in.fail("subsidy.code", "subsidy.missing", "缺少补贴项目代码 (subsidy code required)")
+	} else if _, ok := g.caps[h.Subsidy.Code]; !ok {
+		in.fail("subsidy.code", validate.CodeSubsidyUnknown, validate.Message(validate.CodeSubsidyUnknown))
+	}
+	if !validPeriod(h.Period) {
+		in.fail("period", "period.invalid", "期间格式应为 YYYY-MM 或 YYYY (period YYYY-MM or YYYY)")
+	}
+	var err error
+	if in.count, err = decodeInt(h.TotalCount); err != nil || in.count < 1 {
+		in.fail("total_count", "total_count.invalid", "总笔数须为正整数 (total_count must be a positive JSON integer)")
+		in.count = 0
+	} else if in.count > int64(g.cfg.Intake.MaxRecords) {
+		in.fail("total_count", "total_count.too_many", "超过单批笔数上限 "+strconv.Itoa(g.cfg.Intake.MaxRecords)+" (more records than allowed)")
+		in.count = 0
+	}
+	if in.fen, err = validate.DecodeAmountFen(h.TotalFen); err != nil || in.fen < 1 {
+		in.fail("total_fen", "total_fen.invalid", "总金额须为正整数分 (total_fen must be a positive JSON integer in fen)")
+	}
+	if in.bank != nil && h.Memo != "" {
+		for _, fe := range in.bank.Outbound.CheckRecord(format.Record{Seq: 1, AmountFen: 1, Name: "x", IDNumber: "x", Account: "0"}, h.Memo) {
+			if fe.Field == "memo" {
+				in.fail("memo", "memo."+fe.Code, fe.Message)
+			}
+		}
+	}
+	in.rules = validate.Rules{CapFen: g.caps, Now: g.now}
+	if in.bank != nil {
+		in.rules.Luhn = in.bank.Luhn
+	}
+	in.seqs = validate.NewSeqTracker(int(in.count))
+	in.headerOK = !in.issues.HasErrors()
+	in.hashHeader()
+	if !in.headerOK {
+		return
+	}
+	b, err := g.store.Batch(in.ctx, h.BatchID)
+	switch {
+	case err == nil:
+		in.existed = b
+		return
+	case !errors.Is(err, spool.ErrNotFound):
+		in.fail("batch_id", "spool.unavailable", "暂时无法入库，请重试 (spool unavailable, retry)")
+		in.headerOK = false
+		g.log.Error("intake: spool lookup", "batch", h.BatchID, "err", err)
+		return
+	}
+	st, err := g.store.BeginBatch(in.ctx, &spool.Batch{BatchID: h.BatchID, Tenant: h.Tenant, Bank: h.Bank,
+		SubsidyCode: h.Subsidy.Code, SubsidyName: h.Subsidy.Name, Period: h.Period, Memo: h.Memo, SubmittedBy: in.who.TokenID})
+	if err != nil {
+		in.fail("batch_id", "spool.unavailable", "暂时无法入库，请重试 (spool unavailable, retry)")
+		in.headerOK = false
+		g.log.Error("intake: begin", "batch", h.BatchID, "err", err)
+		return
+	}
+	in.stage = st
+	in.chunk = make([]spool.Record, 0, g.cfg.Intake.ChunkRecords)
+}
+
+// record decodes, validates, hashes and (while the batch is clean) stages one record.
+func (in *intake) record(dec *json.Decoder) error {
+	in.nrec++
+	var rj recordJSON
+	if err := dec.Decode(&rj); err != nil {
+		return err
+	}
+	if in.nrec > in.g.cfg.Intake.MaxRecords {
+		if in.nrec == in.g.cfg.Intake.MaxRecords+1 {
+			in.fail("records", "total_count.too_many", "超过单批笔数上限 (more records than allowed)")
+		}
+		return nil
+	}
+	seq64, err := decodeInt(rj.Seq)
+	r := validate.Record{Name: rj.Name, IDNumber: rj.IDNumber, Account: rj.Account, AccountKind: rj.AccountKind, Remark: rj.Remark}
+	if err != nil || seq64 < 1 || seq64 > 1<<31 {
+		in.issues.Add(validate.Issue{Seq: in.nrec, Field: "seq", Code: "seq.invalid", Message: "序号须为正整数 (seq must be a positive JSON integer; position shown)", Severity: validate.Error})
+		r.Seq = 0
+	} else {
+		r.Seq = int(seq64)
+		in.seqs.Add(r.Seq, &in.issues)
+	}
+	amount, err := validate.DecodeAmountFen(rj.AmountFen)
+	amountOK := err == nil
+	if !amountOK {
+		var ce *validate.CodeError
+		code, msg := "amount.not_integer", "金额须为整数分 (amount_fen must be a JSON integer)"
+		if errors.As(err, &ce) {
+			code, msg = ce.Code, ce.Message
+		}
+		in.issues.Add(validate.Issue{Seq: r.Seq, Field: "amount_fen", Code: code, Message: msg, Severity: validate.Error})
+		amount = 1 // keep checking the other fields
+	}
+	r.AmountFen = amount
+	before := in.issues.ErrorCount()
+	in.rules.Record(in.h.Subsidy.Code, &r, &in.issues)
+	if amountOK {
+		in.totals.Add(amount)
+	}
+	if in.bank != nil && in.issues.ErrorCount() == before {
+		for _, fe := range in.bank.Outbound.CheckRecord(format.Record{Seq: r.Seq, Name: r.Name, IDNumber: r.IDNumber,
+			Account: r.Account, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark}, "") {
+			in.issues.Add(validate.Issue{Seq: r.Seq, Field: fieldName(fe.Field), Code: "layout." + fe.Code, Message: fe.Message, Severity: validate.Error})
+		}
+	}
+	in.hashRecord(&r)
+	if in.stage == nil || in.issues.HasErrors() {
+		return nil
+	}
+	rec, err := in.seal(&r)
+	if err != nil {
+		return err
+	}
+	in.chunk = append(in.chunk, rec)
+	if len(in.chunk) == cap(in.chunk) {
+		return in.flush()
+	}
+	return nil
+}
+
+func fieldName(layoutField string) string {
+	switch layoutField {
+	case "amount":
+		return "amount_fen"
+	}
+	return layoutField
+}
+
+func (in *intake) flush() error {
+	if len(in.chunk) == 0 {
+		return nil
+	}
+	if err := in.stage.Add(in.ctx, in.chunk); err != nil {
+		return fmt.Errorf("gateway: stage records: %w", err)
+	}
+	in.chunk = in.chunk[:0]
+	return nil
+}
+
+// seal encrypts the personal fields (AAD binds each to batch, seq and field)
+// and computes the blind indexes.
+func (in *intake) seal(r *validate.Record) (spool.Record, error) {
+	fc := in.g.fields
+	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark, State: spool.RecordStaged}
+	var err error
+	if out.NameEnc, err = fc.EncryptTo(nil, []byte(r.Name), in.aad("name", r.Seq)); err != nil {
+		return out, err
+	}
+	if out.IDEnc, err = fc.EncryptTo(nil, []byte(r.IDNumber), in.aad("id_number", r.Seq)); err != nil {
+		return out, err
+	}
+	if out.AccountEnc, err = fc.EncryptTo(nil, []byte(r.Account), in.aad("account", r.Seq)); err != nil {
+		return out, err
+	}
+	idx := fc.BlindIndexTo(make([]byte, 0, 64), domainID, r.IDNumber)
+	out.IDIndex = idx[:indexLen:indexLen]
+	acc := fc.BlindIndexTo(idx[indexLen:indexLen], domainAccount, r.Account)
+	out.AccountIndex = acc[:indexLen:indexLen]
+	out.DedupeKey = DedupeKey(out.IDIndex, in.h.Subsidy.Code, in.h.Period)
+	return out, nil
+}
+
+// FieldAAD is the additional data binding a personal field's ciphertext to its
+// place: batch id, seq and field name. Readers pass the same.
+func FieldAAD(dst []byte, batchID string, seq int, field string) []byte {
+	dst = append(dst, batchID...)
+	dst = append(dst, 0)
+	dst = strconv.AppendInt(dst, int64(seq), 10)
+	dst = append(dst, 0)
+	return append(dst, field...)
+}
+
+func (in *intake) aad(field string, seq int) []byte {
+	in.buf = FieldAAD(in.buf[:0], in.h.BatchID, seq, field)
+	return in.buf
+}
+
+// DedupeKey identifies (person, subsidy, period) for money rule 4; it is
+// derived from the keyed ID index, so it is itself keyed.
+func DedupeKey(idIndex []byte, subsidy, period string) []byte {
+	h := sm3.New()
+	h.Write(idIndex)
+	h.Write([]byte{0})
+	h.Write([]byte(subsidy))
+	h.Write([]byte{0})
+	h.Write([]byte(period))
+	return h.Sum(nil)[:indexLen]
+}
+
+func (in *intake) hashString(s string) {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+	in.hash.Write(n[:])
+	io.WriteString(in.hash, s)
+}
+
+func (in *intake) hashHeader() {
+	h := &in.h
+	for _, s := range []string{"yktgw-batch-v1", h.BatchID, h.Tenant, h.Bank, h.Subsidy.Code, h.Subsidy.Name, h.Period, h.Memo,
+		strconv.FormatInt(in.count, 10), strconv.FormatInt(in.fen, 10)} {
+		in.hashString(s)
+	}
+}
+
+func (in *intake) hashRecord(r *validate.Record) {
+	in.buf = strconv.AppendInt(in.buf[:0], int64(r.Seq), 10)
+	in.buf = append(in.buf, 0)
+	in.buf = strconv.AppendInt(in.buf, r.AmountFen, 10)
+	in.hash.Write(in.buf)
+	in.hashString(r.Name)
+	in.hashString(r.IDNumber)
+	in.hashString(r.Account)
+	in.hashString(r.AccountKind)
+	in.hashString(r.Remark)
+}
+
+// finish runs the batch-level checks and commits, or refuses.
+func (in *intake) finish() (SubmitResult, error) {
+	g := in.g
+	if in.headerOK {
+		in.seqs.Finish(&in.issues)
+		in.totals.Check(in.count, in.fen, &in.issues)
+	}
+	sum := in.hash.Sum(nil)
+	if in.existed != nil {
+		return in.same(in.existed, sum)
+	}
+	if in.issues.HasErrors() {
+		return in.refused(), nil
+	}
+	if err := in.flush(); err != nil {
+		return SubmitResult{}, err
+	}
+	b := &spool.Batch{BatchID: in.h.BatchID, Tenant: in.h.Tenant, Bank: in.h.Bank, SubsidyCode: in.h.Subsidy.Code,
+		SubsidyName: in.h.Subsidy.Name, Period: in.h.Period, Memo: in.h.Memo, TotalCount: int(in.count), TotalFen: in.fen,
+		ContentHash: sum, SubmittedBy: in.who.TokenID}
+	validation := in.issues.Warnings()
+	var all []validate.Issue
+	res, err := in.stage.Finalize(in.ctx, b, in.who.TokenID, func(r spool.FinalizeResult) []byte {
+		all = append(append([]validate.Issue{}, validation...), guardWarnings(r)...)
+		if len(all) == 0 {
+			return nil
+		}
+		j, _ := json.Marshal(all)
+		return j
+	})
+	if errors.Is(err, spool.ErrConflict) {
+		// Another submission of the same batch_id won the race.
+		if prev, gerr := g.store.Batch(in.ctx, b.BatchID); gerr == nil {
+			return in.same(prev, sum)
+		}
+		return errorResult(StatusConflict, validate.Issue{Field: "batch_id", Code: "batch.conflict", Message: "批次号已被使用 (batch_id already used)"}), nil
+	}
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	if len(res.Conflicts) > 0 {
+		for _, c := range res.Conflicts {
+			in.issues.Add(conflictIssue(c, in.who))
+		}
+		return in.refused(), nil
+	}
+	hit(FPIntakeCommitted)
+	if err := g.store.TransitionBatch(in.ctx, b.BatchID, spool.BatchReceived, spool.BatchQueued, spool.Event{Actor: "system"}); err != nil {
+		// The batch is committed; the queue step is redone at start-up.
+		g.log.Warn("intake: queue", "batch", b.BatchID, "err", err)
+	}
+	g.log.Info("batch accepted", "batch", b.BatchID, "tenant", b.Tenant, "bank", b.Bank, "records", b.TotalCount, "fen", b.TotalFen, "by", in.who)
+	stored, err := g.store.Batch(in.ctx, b.BatchID)
+	if err != nil {
+		return SubmitResult{}, err
+	}
+	view := g.view(in.ctx, stored, false)
+	view.WarningsDropped = in.issues.DroppedWarnings
+	return SubmitResult{Status: StatusCreated, Batch: view}, nil
+}
+
+func guardWarnings(res spool.FinalizeResult) []validate.Issue {
+	var out []validate.Issue
+	for _, sa := range res.SharedAccounts {
+		for _, s := range sa.Seqs {
+			out = append(out, validate.Issue{Seq: s, Field: "account", Code: "account.shared",
+				Message: "同一账号对应多个身份证号，涉及序号 " + joinInts(sa.Seqs) + " (one account, several ID numbers)", Severity: validate.Warning})
+		}
+	}
+	for _, s := range res.PreviouslyFailed {
+		out = append(out, validate.Issue{Seq: s, Field: "id_number", Code: "id_number.previously_failed",
+			Message: "该人员本期此项补贴曾发放失败，如为重发请使用 reissue_of (earlier payment failed; use reissue_of for a reissue)", Severity: validate.Warning})
+	}
+	return out
+}
+
+func joinInts(v []int) string {
+	var b []byte
+	for i, n := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return string(b)
+}
+
+func conflictIssue(c spool.Conflict, who *Principal) validate.Issue {
+	if c.Kind == "in_batch" {
+		return validate.Issue{Seq: c.Seq, Field: "id_number", Code: "id_number.duplicate_in_batch",
+			Message: "同一人员同一补贴在本批次重复，首次出现于序号 " + strconv.Itoa(c.OtherSeq) + " (same person twice in this batch)", Severity: validate.Error}
+	}
+	return validate.Issue{Seq: c.Seq, Field: "id_number", Code: "id_number.already_paid",
+		Message: "同一人员同一补贴同一期间已有 " + string(c.OtherState) + " 记录 (already " + string(c.OtherState) + " in another batch for this subsidy and period)", Severity: validate.Error}
+}
+
+func (in *intake) refused() SubmitResult {
+	return SubmitResult{Status: StatusInvalid, Errors: &ErrorBody{Errors: in.issues.Errors(), ErrorsDropped: in.issues.Dropped, Warnings: in.issues.Warnings()}}
+}
+
+// same answers a batch_id seen before: same content, the first answer (200);
+// other content, a conflict (409). Money rule 3.
+func (in *intake) same(prev *spool.Batch, sum []byte) (SubmitResult, error) {
+	if !in.who.Covers(prev.Tenant) || !bytes.Equal(prev.ContentHash, sum) {
+		return errorResult(StatusConflict, validate.Issue{Field: "batch_id", Code: "batch.conflict",
+			Message: "批次号已被使用且内容不同 (batch_id already used with other content)"}), nil
+	}
+	return SubmitResult{Status: StatusSame, Batch: in.g.view(in.ctx, prev, false)}, nil
+}
+
+func decodeInt(raw json.RawMessage) (int64, error) {
+	return validate.DecodeAmountFen(raw) // the same strict JSON-integer rule
+}
+
+func validBatchID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validPeriod(s string) bool {
+	digits := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	switch len(s) {
+	case 4:
+		return digits(s)
+	case 7:
+		if s[4] != '-' || !digits(s[:4]) || !digits(s[5:]) {
+			return false
+		}
+		m, _ := strconv.Atoi(s[5:])
+		return m >= 1 && m <= 12
+	}
+	return false
+}
+
+// view builds the API view of a stored batch.
+func (g *Gateway) view(ctx context.Context, b *spool.Batch, withCounts bool) *BatchView {
+	v := &BatchView{BatchID: b.BatchID, Tenant: b.Tenant, Bank: b.Bank, Subsidy: SubsidyJSON{b.SubsidyCode, b.SubsidyName},
+		Period: b.Period, Memo: b.Memo, State: b.State, TotalCount: b.TotalCount, TotalFen: b.TotalFen,
+		Warnings: []validate.Issue{}, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt}
+	if len(b.Warnings) > 0 {
+		if err := json.Unmarshal(b.Warnings, &v.Warnings); err != nil {
+			g.log.Warn("batch warnings unreadable", "batch", b.BatchID, "err", err)
+		}
+	}
+	if withCounts {
+		counts, err := g.store.RecordCounts(ctx, b.BatchID)
+		if err != nil {
+			g.log.Warn("record counts", "batch", b.BatchID, "err", err)
+		}
+		for _, c := range counts {
+			v.Records = append(v.Records, StateCountJSON{Status: string(c.State), Count: c.Count, Fen: c.Fen})
+		}
+	}
+	return v
+}
+
+var _ slog.LogValuer = (*Principal)(nil)
