@@ -107,7 +107,7 @@ type Subsidy struct {
 	Code       string `mapstructure:"code"`
 	Name       string `mapstructure:"name"`
 	CapFen     int64  `mapstructure:"cap_fen"`
-	Department string `mapstructure:"department"`
+	Department string `mapstructure:"department"` // optional; groups codes for cross-department checks
 }
 
 // Bank is one paying bank: its profile, certificate and channel overrides.
@@ -395,7 +395,6 @@ func (c *Config) Validate() error {
 		if s.CapFen <= 0 {
 			p.add(fmt.Sprintf("%s.cap_fen: must be > 0 (got %d)", k, s.CapFen))
 		}
-		p.required(k+".department", s.Department)
 	}
 
 	if len(c.Banks) == 0 {
