@@ -3,9 +3,10 @@
 // relative to the config file, and a pure Validate step that reports every problem
 // at once. It also loads the business-day calendar (calendar.go).
 //
-// It must not open spools, dial banks, read key material or expand environment
+// It must not open spools, dial banks, parse key material or expand environment
 // variables inside the file: secrets come from *_file keys or one named variable
-// (YKT_KEY_PASSPHRASE). File existence is checked only by CheckFiles.
+// (YKT_KEY_PASSPHRASE), and the only secret it reads is that passphrase, when
+// Keys.Passphrase is called. File existence is checked only by CheckFiles.
 package config
 
 import (
