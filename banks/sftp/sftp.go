@@ -70,6 +70,9 @@ type Channel struct {
 	// noPosixRename makes Send use plain SFTP rename even where the server
 	// offers posix-rename@openssh.com (tests of the fallback path).
 	noPosixRename bool
+	// hook, when set, is called at named steps of Send ("before-rename",
+	// "after-rename") so tests can break the connection exactly there.
+	hook func(step string)
 }
 
 // New checks the options (see OptionSpecs; call through banks.New to get
@@ -153,15 +156,15 @@ func (ch *Channel) get(ctx context.Context) (*conn, error) {
 	return cn, nil
 }
 
-func (ch *Channel) dial(ctx context.Context) (*conn, error) {
+func (ch *Channel) dial(parent context.Context) (*conn, error) {
 	cfg := ch.cfg
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	ctx, cancel := context.WithTimeout(parent, cfg.timeout)
 	defer cancel()
 	d := net.Dialer{}
 	nc, err := d.DialContext(ctx, "tcp", cfg.addr)
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("sftp: dial %s: %w", cfg.addr, ctx.Err())
+		if parentErr(parent) != nil {
+			return nil, fmt.Errorf("sftp: dial %s: %w", cfg.addr, parentErr(parent))
 		}
 		return nil, banks.Transient(fmt.Errorf("sftp: dial %s: %w", cfg.addr, err))
 	}
@@ -187,8 +190,8 @@ func (ch *Channel) dial(ctx context.Context) (*conn, error) {
 		case strings.Contains(err.Error(), "ssh: unable to authenticate"):
 			// x/crypto/ssh has no typed error for a refused client key.
 			return nil, fmt.Errorf("sftp: connect %s as %s: %w (%v)", cfg.addr, cfg.user, banks.ErrAuth, err)
-		case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return nil, fmt.Errorf("sftp: connect %s: %w", cfg.addr, ctx.Err())
+		case parentErr(parent) != nil:
+			return nil, fmt.Errorf("sftp: connect %s: %w", cfg.addr, parentErr(parent))
 		}
 		return nil, banks.Transient(fmt.Errorf("sftp: connect %s: %w", cfg.addr, err))
 	}
@@ -200,8 +203,8 @@ func (ch *Channel) dial(ctx context.Context) (*conn, error) {
 		if err == nil {
 			err = ctx.Err()
 		}
-		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("sftp: start sftp session on %s: %w", cfg.addr, ctx.Err())
+		if parentErr(parent) != nil {
+			return nil, fmt.Errorf("sftp: start sftp session on %s: %w", cfg.addr, parentErr(parent))
 		}
 		return nil, banks.Transient(fmt.Errorf("sftp: start sftp session on %s: %w", cfg.addr, err))
 	}
@@ -213,6 +216,19 @@ func (ch *Channel) dial(ctx context.Context) (*conn, error) {
 	}()
 	ch.log.Debug("connected", "posix_rename", cn.has("posix-rename@openssh.com"), "fsync", cn.has("fsync@openssh.com"))
 	return cn, nil
+}
+
+// parentErr is parent.Err(), also when parent's deadline has passed but its
+// timer has not fired yet (the socket deadline, set from the same instant,
+// can win that race).
+func parentErr(parent context.Context) error {
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	if dl, ok := parent.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // settled marks an error as already classified: do passes it through.
@@ -451,9 +467,11 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 			return fmt.Errorf("close %q: %w", tmp, err)
 		}
 		touch()
+		ch.step("before-rename")
 		if err := ch.rename(cn, tmp, dst, o.Size); err != nil {
 			return err
 		}
+		ch.step("after-rename")
 		touch()
 		fi, err := fc.Stat(dst)
 		if err != nil {
@@ -477,6 +495,12 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 	}
 	ch.log.Debug("delivered", "out", o, "ref", rcpt.Ref)
 	return rcpt, nil
+}
+
+func (ch *Channel) step(name string) {
+	if ch.hook != nil {
+		ch.hook(name)
+	}
 }
 
 // rename moves tmp to dst without ever overwriting dst.

@@ -5,6 +5,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,7 +118,11 @@ func open(t testing.TB, o banks.Options) *Channel {
 	if err != nil {
 		t.Fatalf("banks.New: %v", err)
 	}
-	return ch.(*Channel)
+	c := ch.(*Channel)
+	if !testing.Verbose() {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 func runSuite(t *testing.T, s *sshtest.Server) {
@@ -460,5 +466,135 @@ func encryptKey(t *testing.T, from, to, pass string) {
 	}
 	if err := os.WriteFile(to, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOutcomeUnknown: the connection dies once every byte is written,
+// before or after the rename. Send reports ErrOutcomeUnknown (so the
+// gateway probes), and Probe tells the two cases apart.
+func TestOutcomeUnknown(t *testing.T) {
+	for _, tt := range []struct {
+		step string
+		want banks.ProbeResult
+	}{
+		{"before-rename", banks.ProbeNotArrived},
+		{"after-rename", banks.ProbeArrived},
+	} {
+		t.Run(tt.step, func(t *testing.T) {
+			srv := sshtest.StartInProcess(t)
+			b := newDirBank(t, srv.Dir)
+			ch := open(t, options(srv.Server, b))
+			defer ch.Close()
+			ch.hook = func(step string) {
+				if step == tt.step {
+					srv.DropAll()
+					time.Sleep(50 * time.Millisecond) // let the close reach the client
+				}
+			}
+			data := banktest.RandomBytes(t, 100_000)
+			o := banktest.NewOutbound("T", "unknown.dat", data)
+			_, err := ch.Send(context.Background(), o)
+			if !errors.Is(err, banks.ErrOutcomeUnknown) {
+				t.Fatalf("Send: err = %v, want ErrOutcomeUnknown", err)
+			}
+			ch.hook = nil
+			r, err := ch.Probe(context.Background(), o)
+			if err != nil || r != tt.want {
+				t.Fatalf("Probe = %v, %v; want %v", r, err, tt.want)
+			}
+			// The gateway's follow-up: re-send only if not arrived; Send is
+			// safe either way and ends with exactly one delivered copy.
+			if _, err := ch.Send(context.Background(), o); err != nil {
+				t.Fatalf("follow-up Send: %v", err)
+			}
+			got, err := os.ReadFile(filepath.Join(b.out, "unknown.dat"))
+			if err != nil || len(got) != len(data) {
+				t.Fatalf("delivered %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
+
+// TestCancelDuringCommit: a ctx cancelled while the file is being renamed
+// gives ErrOutcomeUnknown wrapping context.Canceled.
+func TestCancelDuringCommit(t *testing.T) {
+	srv := sshtest.StartInProcess(t)
+	b := newDirBank(t, srv.Dir)
+	ch := open(t, options(srv.Server, b))
+	defer ch.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch.hook = func(step string) {
+		if step == "before-rename" {
+			cancel()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	_, err := ch.Send(ctx, banktest.NewOutbound("T", "commit.dat", []byte("bytes")))
+	if !errors.Is(err, banks.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown and context.Canceled", err)
+	}
+}
+
+// TestDialFailures: refused connections and silent servers give prompt,
+// retryable errors; a cancelled dial gives the ctx error.
+func TestDialFailures(t *testing.T) {
+	srv := sshtest.StartInProcess(t)
+	b := newDirBank(t, srv.Dir)
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // accept, never speak
+		}
+	}()
+	silentPort := silent.Addr().(*net.TCPAddr).Port
+
+	o := options(srv.Server, b)
+	o["timeout"] = "300ms"
+	o["port"] = strconv.Itoa(closedPort)
+	ch := open(t, o)
+	defer ch.Close()
+	if err := ch.Ping(context.Background()); err == nil || !banks.IsRetryable(err) {
+		t.Errorf("refused: err = %v, want retryable", err)
+	}
+
+	o["port"] = strconv.Itoa(silentPort)
+	ch2 := open(t, o)
+	defer ch2.Close()
+	start := time.Now()
+	if err := ch2.Ping(context.Background()); err == nil || !banks.IsRetryable(err) {
+		t.Errorf("silent server: err = %v, want retryable", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("silent server: took %s with a 300ms timeout", el)
+	}
+
+	o["timeout"] = "30s"
+	ch3 := open(t, o)
+	defer ch3.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	err = ch3.Ping(ctx)
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("cancelled dial took %s", el)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("expired ctx during dial: err = %v, want context.DeadlineExceeded", err)
 	}
 }

@@ -1,0 +1,9 @@
+// Package all compiles in every bank channel plugin: import it for its side
+// effects (each plugin registers itself with banks.Register in init()).
+// It is the one place that lists the plugins; it holds no code of its own.
+package all
+
+import (
+	// The SFTP channel ("sftp").
+	_ "yktgw/banks/sftp"
+)
