@@ -184,6 +184,10 @@ func (c *codec) charLen(b []byte) int {
 // invalidAt returns the index of the first invalid character in b, or -1.
 func (c *codec) invalidAt(b []byte) int {
 	for i := 0; i < len(b); {
+		if b[i] < 0x80 {
+			i++
+			continue
+		}
 		n := c.charLen(b[i:])
 		if n == 0 {
 			return i
@@ -193,25 +197,34 @@ func (c *codec) invalidAt(b []byte) int {
 	return -1
 }
 
-// boundaries reports the first offset in cuts (ascending) that falls inside a
-// multi-byte character of b, or -1. Offsets beyond len(b) are ignored.
-func (c *codec) splitAt(b []byte, cuts []int) int {
-	if isASCIIBytes(b) {
-		return -1
-	}
+// scanFixed walks b once, character by character in the codec's encoding,
+// and returns the offset of the first invalid byte (or -1) and the first
+// offset in cuts (ascending) that falls inside a multi-byte character (or -1).
+func (c *codec) scanFixed(b []byte, cuts []int) (invalid, split int) {
+	invalid, split = -1, -1
 	k := 0
-	for i := 0; i < len(b) && k < len(cuts); {
-		for k < len(cuts) && cuts[k] <= i {
-			k++
+	for i := 0; i < len(b); {
+		if b[i] < 0x80 {
+			i++
+			continue
 		}
 		n := c.charLen(b[i:])
 		if n == 0 {
-			n = 1 // invalid bytes are reported by decoding
+			if invalid < 0 {
+				invalid = i
+			}
+			n = 1
 		}
-		if k < len(cuts) && cuts[k] < i+n {
-			return cuts[k]
+		for k < len(cuts) && cuts[k] <= i {
+			k++
+		}
+		if split < 0 && k < len(cuts) && cuts[k] < i+n {
+			split = cuts[k]
+		}
+		if invalid >= 0 && split >= 0 {
+			return
 		}
 		i += n
 	}
-	return -1
+	return
 }

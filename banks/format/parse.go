@@ -354,10 +354,6 @@ func (p *parser) splitFixed(fields []Field, line []byte, part string, set func(i
 			pos = end
 		}
 	}
-	if i := l.codec.invalidAt(line); i >= 0 {
-		p.fe(nil, CodeBadEncoding, fmt.Sprintf("invalid %s bytes at byte %d", l.codec.name, i+1))
-		return false
-	}
 	var cutsArr [64]int
 	cuts := cutsArr[:0]
 	pos := 0
@@ -365,7 +361,10 @@ func (p *parser) splitFixed(fields []Field, line []byte, part string, set func(i
 		pos += fields[i].Width
 		cuts = append(cuts, pos)
 	}
-	if at := l.codec.splitAt(line, cuts); at >= 0 {
+	if bad, at := l.codec.scanFixed(line, cuts); bad >= 0 {
+		p.fe(nil, CodeBadEncoding, fmt.Sprintf("invalid %s bytes at byte %d", l.codec.name, bad+1))
+		return false
+	} else if at >= 0 {
 		for i := range cuts {
 			if cuts[i] == at {
 				p.fe(&fields[i], CodeSplitChar, fmt.Sprintf("field ends at byte %d inside a multi-byte character", at))
@@ -428,18 +427,38 @@ func (p *parser) textValue(f *Field, v []byte, utf bool) (span, bool) {
 	return span{int32(start), int32(len(p.ubuf))}, true
 }
 
-// trimField strips blanks (and a text field's padding) around a value.
+// trimField strips blanks (space, tab, and for UTF-8 text the ideographic
+// space U+3000) and a text field's padding around a value.
 func trimField(f *Field, v []byte, utf bool) []byte {
-	v = bytes.TrimRight(v, " \t")
-	v = bytes.TrimLeft(v, " \t")
-	if utf {
-		v = bytes.TrimSpace(bytes.Trim(v, "\u3000"))
+	for {
+		n := len(v)
+		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
+		for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+			v = v[:len(v)-1]
+		}
+		if utf {
+			for len(v) >= 3 && v[0] == 0xE3 && v[1] == 0x80 && v[2] == 0x80 {
+				v = v[3:]
+			}
+			for len(v) >= 3 && v[len(v)-3] == 0xE3 && v[len(v)-2] == 0x80 && v[len(v)-1] == 0x80 {
+				v = v[:len(v)-3]
+			}
+		}
+		if len(v) == n {
+			break
+		}
 	}
 	if f.padByte != ' ' && f.Width > 0 && !fieldInfo[f.id].number {
 		if f.right {
-			v = bytes.TrimLeft(v, string(f.padByte))
+			for len(v) > 0 && v[0] == f.padByte {
+				v = v[1:]
+			}
 		} else {
-			v = bytes.TrimRight(v, string(f.padByte))
+			for len(v) > 0 && v[len(v)-1] == f.padByte {
+				v = v[:len(v)-1]
+			}
 		}
 	}
 	return v

@@ -57,11 +57,13 @@ func (l *Layout) Render(w io.Writer, b Batch, recs iter.Seq2[Record, error]) err
 		return err
 	}
 	n, sum := 0, int64(0)
+	var cur Record // one variable for all records: &r of the range variable would escape per record
 	for r, err := range recs {
 		if err != nil {
 			return fmt.Errorf("format: records: %w", err)
 		}
-		src.r = &r
+		cur = r
+		src.r = &cur
 		if err := rr.detail(&src, r.Seq); err != nil {
 			return err
 		}
@@ -94,11 +96,13 @@ func (l *Layout) RenderResults(w io.Writer, b Batch, s Summary, res iter.Seq2[Re
 		return err
 	}
 	var got Summary
+	var cur Result
 	for r, err := range res {
 		if err != nil {
 			return fmt.Errorf("format: results: %w", err)
 		}
-		src.res = &r
+		cur = r
+		src.res = &cur
 		if err := rr.detail(&src, r.Seq); err != nil {
 			return err
 		}
