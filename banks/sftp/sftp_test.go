@@ -598,3 +598,41 @@ func TestDialFailures(t *testing.T) {
 		t.Errorf("expired ctx during dial: err = %v, want context.DeadlineExceeded", err)
 	}
 }
+
+// TestMaxConnsBound: with max_conns=1, an operation in flight holds the
+// only slot: another call waits for it (and gives up with its ctx), and
+// runs once the slot is free. Close fails waiting calls with ErrClosed.
+func TestMaxConnsBound(t *testing.T) {
+	srv := sshtest.StartInProcess(t)
+	b := newDirBank(t, srv.Dir)
+	o := options(srv.Server, b)
+	o["max_conns"] = "1"
+	ch := open(t, o)
+	defer ch.Close()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	out := banktest.NewOutbound("T", "slot.dat", []byte("slot"))
+	out.Open = func() (io.ReadCloser, error) {
+		close(started)
+		return io.NopCloser(blockReader(release)), nil
+	}
+	sendErr := make(chan error, 1)
+	go func() { _, err := ch.Send(context.Background(), out); sendErr <- err }()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := ch.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Ping while the only slot is busy: err = %v, want DeadlineExceeded", err)
+	}
+	close(release)
+	if err := <-sendErr; err == nil {
+		t.Error("Send with a failing source succeeded")
+	}
+	if err := ch.Ping(context.Background()); err != nil {
+		t.Errorf("Ping once the slot is free: %v", err)
+	}
+	ch.Close()
+	if err := ch.Ping(context.Background()); !errors.Is(err, banks.ErrClosed) {
+		t.Errorf("Ping after Close: %v", err)
+	}
+}
