@@ -200,3 +200,20 @@ func (m maskedOptions) LogValue() slog.Value {
 	}
 	return slog.GroupValue(attrs...)
 }
+
+type loggerKey struct{}
+
+// WithLogger returns a context carrying l, for plugin constructors: New
+// (and Plugin.New) take the channel's logger from their ctx with
+// LoggerFrom, so the gateway injects one already scoped with the bank code.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// LoggerFrom returns the logger set by WithLogger, or slog.Default().
+func LoggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return slog.Default()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -170,5 +171,15 @@ func TestProbeResultString(t *testing.T) {
 		if r.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(r), r.String(), want)
 		}
+	}
+}
+
+func TestLoggerFrom(t *testing.T) {
+	if LoggerFrom(context.Background()) != slog.Default() {
+		t.Error("no logger in ctx: want slog.Default()")
+	}
+	l := slog.New(slog.DiscardHandler)
+	if LoggerFrom(WithLogger(context.Background(), l)) != l {
+		t.Error("logger from ctx not returned")
 	}
 }

@@ -78,8 +78,9 @@ type Channel struct {
 // New checks the options (see OptionSpecs; call through banks.New to get
 // defaults filled in) and reads the key files. It does not connect: the
 // first operation (or Ping) dials, so a gateway can start while a bank is
-// down; a wrong host key then shows as banks.ErrHostKey on that call.
-func New(_ context.Context, o banks.Options) (*Channel, error) {
+// down; a wrong host key then shows as banks.ErrHostKey on that call. The
+// channel logs to banks.LoggerFrom(ctx).
+func New(ctx context.Context, o banks.Options) (*Channel, error) {
 	full, err := pluginSpec().Validate(o)
 	if err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func New(_ context.Context, o banks.Options) (*Channel, error) {
 	}
 	return &Channel{
 		cfg:  cfg,
-		log:  slog.Default().With("channel", Kind, "addr", cfg.addr),
+		log:  banks.LoggerFrom(ctx).With("channel", Kind, "addr", cfg.addr),
 		sem:  make(chan struct{}, cfg.maxConns),
 		done: make(chan struct{}),
 	}, nil

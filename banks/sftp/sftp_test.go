@@ -114,15 +114,15 @@ func options(s *sshtest.Server, b *dirBank) banks.Options {
 
 func open(t testing.TB, o banks.Options) *Channel {
 	t.Helper()
-	ch, err := banks.New(context.Background(), Kind, o)
+	ctx := context.Background()
+	if !testing.Verbose() {
+		ctx = banks.WithLogger(ctx, slog.New(slog.DiscardHandler))
+	}
+	ch, err := banks.New(ctx, Kind, o)
 	if err != nil {
 		t.Fatalf("banks.New: %v", err)
 	}
-	c := ch.(*Channel)
-	if !testing.Verbose() {
-		c.log = slog.New(slog.DiscardHandler)
-	}
-	return c
+	return ch.(*Channel)
 }
 
 func runSuite(t *testing.T, s *sshtest.Server) {
