@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
-	"runtime"
 	"testing"
 )
 

@@ -104,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 				got := back[i]
 				i++
 				want.AccountKind = "" // not in these layouts
-				if s.name == "rcc" { // the layout writes every dot variant as U+00B7
+				if s.name == "rcc" {  // the layout writes every dot variant as U+00B7
 					want.Name = strings.ReplaceAll(want.Name, "．", "·")
 				}
 				if got != want {
