@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"crypto/ecdsa"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -150,3 +151,5 @@ func gmsmVerify(der []byte) error {
 	}
 	return p7.Verify()
 }
+
+type sm2PublicKey = ecdsa.PublicKey

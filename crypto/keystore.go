@@ -394,3 +394,8 @@ func certSM2Key(c *smx509.Certificate) (*ecdsa.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// LoadPublicKeyFromCert returns the certificate's SM2 public key.
+func LoadPublicKeyFromCert(c *smx509.Certificate) (*ecdsa.PublicKey, error) {
+	return certSM2Key(c)
+}
