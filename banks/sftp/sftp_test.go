@@ -473,45 +473,60 @@ func encryptKey(t *testing.T, from, to, pass string) {
 // before or after the rename. Send reports ErrOutcomeUnknown (so the
 // gateway probes), and Probe tells the two cases apart.
 func TestOutcomeUnknown(t *testing.T) {
-	for _, tt := range []struct {
-		step string
-		want banks.ProbeResult
-	}{
-		{"before-rename", banks.ProbeNotArrived},
-		{"after-rename", banks.ProbeArrived},
-	} {
-		t.Run(tt.step, func(t *testing.T) {
+	servers := map[string]func(t *testing.T) (*sshtest.Server, string, func()){
+		"inprocess": func(t *testing.T) (*sshtest.Server, string, func()) {
 			srv := sshtest.StartInProcess(t)
-			b := newDirBank(t, srv.Dir)
-			ch := open(t, options(srv.Server, b))
-			defer ch.Close()
-			ch.hook = func(step string) {
-				if step == tt.step {
-					srv.DropAll()
-					time.Sleep(50 * time.Millisecond) // let the close reach the client
+			return srv.Server, strconv.Itoa(srv.Port), srv.DropAll
+		},
+		"openssh": func(t *testing.T) (*sshtest.Server, string, func()) {
+			srv := sshtest.StartOpenSSH(t)
+			proxy := sshtest.StartProxy(t, srv.Addr)
+			return srv, strconv.Itoa(proxy.Port), proxy.DropAll
+		},
+	}
+	for _, server := range []string{"inprocess", "openssh"} {
+		for _, tt := range []struct {
+			step string
+			want banks.ProbeResult
+		}{
+			{"before-rename", banks.ProbeNotArrived},
+			{"after-rename", banks.ProbeArrived},
+		} {
+			t.Run(server+"/"+tt.step, func(t *testing.T) {
+				srv, port, dropAll := servers[server](t)
+				b := newDirBank(t, srv.Dir)
+				o := options(srv, b)
+				o["port"] = port
+				ch := open(t, o)
+				defer ch.Close()
+				ch.hook = func(step string) {
+					if step == tt.step {
+						dropAll()
+						time.Sleep(50 * time.Millisecond) // let the cut reach the client
+					}
 				}
-			}
-			data := banktest.RandomBytes(t, 100_000)
-			o := banktest.NewOutbound("T", "unknown.dat", data)
-			_, err := ch.Send(context.Background(), o)
-			if !errors.Is(err, banks.ErrOutcomeUnknown) {
-				t.Fatalf("Send: err = %v, want ErrOutcomeUnknown", err)
-			}
-			ch.hook = nil
-			r, err := ch.Probe(context.Background(), o)
-			if err != nil || r != tt.want {
-				t.Fatalf("Probe = %v, %v; want %v", r, err, tt.want)
-			}
-			// The gateway's follow-up: re-send only if not arrived; Send is
-			// safe either way and ends with exactly one delivered copy.
-			if _, err := ch.Send(context.Background(), o); err != nil {
-				t.Fatalf("follow-up Send: %v", err)
-			}
-			got, err := os.ReadFile(filepath.Join(b.out, "unknown.dat"))
-			if err != nil || len(got) != len(data) {
-				t.Fatalf("delivered %d bytes, %v", len(got), err)
-			}
-		})
+				data := banktest.RandomBytes(t, 100_000)
+				out := banktest.NewOutbound("T", "unknown.dat", data)
+				_, err := ch.Send(context.Background(), out)
+				if !errors.Is(err, banks.ErrOutcomeUnknown) {
+					t.Fatalf("Send: err = %v, want ErrOutcomeUnknown", err)
+				}
+				ch.hook = nil
+				r, err := ch.Probe(context.Background(), out)
+				if err != nil || r != tt.want {
+					t.Fatalf("Probe = %v, %v; want %v", r, err, tt.want)
+				}
+				// The gateway's follow-up: re-send only if not arrived; Send
+				// is safe either way and ends with one delivered copy.
+				if _, err := ch.Send(context.Background(), out); err != nil {
+					t.Fatalf("follow-up Send: %v", err)
+				}
+				got, err := os.ReadFile(filepath.Join(b.out, "unknown.dat"))
+				if err != nil || len(got) != len(data) {
+					t.Fatalf("delivered %d bytes, %v", len(got), err)
+				}
+			})
+		}
 	}
 }
 
@@ -634,5 +649,48 @@ func TestMaxConnsBound(t *testing.T) {
 	ch.Close()
 	if err := ch.Ping(context.Background()); !errors.Is(err, banks.ErrClosed) {
 		t.Errorf("Ping after Close: %v", err)
+	}
+}
+
+// TestDropMidUploadOpenSSH: the network under a real sshd fails while the
+// bytes flow: Send fails retryably with a known outcome, no final-named
+// file appears, and a retry over a fresh connection delivers exactly once.
+func TestDropMidUploadOpenSSH(t *testing.T) {
+	s := sshtest.StartOpenSSH(t)
+	proxy := sshtest.StartProxy(t, s.Addr)
+	b := newDirBank(t, s.Dir)
+	o := options(s, b)
+	o["port"] = strconv.Itoa(proxy.Port)
+	ch := open(t, o)
+	defer ch.Close()
+	if err := ch.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	data := banktest.RandomBytes(t, 4<<20)
+	out := banktest.NewOutbound("T", "drop-real.dat", data)
+	proxy.DropAfter(1 << 20)
+	_, err := ch.Send(context.Background(), out)
+	if err == nil || !banks.IsRetryable(err) || errors.Is(err, banks.ErrOutcomeUnknown) {
+		t.Fatalf("Send through a cut connection: err = %v, want retryable, known outcome", err)
+	}
+	if proxy.Drops() != 1 {
+		t.Fatalf("proxy cut %d connections, want 1", proxy.Drops())
+	}
+	if _, err := os.Stat(filepath.Join(b.out, "drop-real.dat")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("final name exists after a cut upload (stat err %v)", err)
+	}
+	if r, err := ch.Probe(context.Background(), out); err != nil || r != banks.ProbeNotArrived {
+		t.Fatalf("Probe = %v, %v; want not_arrived", r, err)
+	}
+	if _, err := ch.Send(context.Background(), out); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(b.out, "drop-real.dat"))
+	if err != nil || len(got) != len(data) {
+		t.Fatalf("delivered %d bytes, %v", len(got), err)
+	}
+	ents, _ := os.ReadDir(b.out)
+	if len(ents) != 1 {
+		t.Errorf("outbound dir holds %d entries, want only the delivered file", len(ents))
 	}
 }
