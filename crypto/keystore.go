@@ -39,10 +39,16 @@ const (
 	maxPEMFile      = 1 << 20
 )
 
-// Private keys are PKCS#8 EncryptedPrivateKeyInfo with the ShangMi PBES2
-// profile: PBKDF2 with HMAC-SM3 (16-byte salt, pbkdfIterations rounds) and
-// SM4-CBC. A variable only so tests can make many keys quickly.
-var pbkdfIterations = 100_000
+// PBKDF2Iterations is the PBKDF2 (HMAC-SM3) round count for private keys
+// written from now on: PKCS#8 EncryptedPrivateKeyInfo with the ShangMi PBES2
+// profile (16-byte salt, SM4-CBC). The count is stored in each key file, so
+// reading is unaffected. It is a variable only so that test binaries (which
+// make and load many keys, slowly under -race) can lower it; production code
+// never changes it.
+var PBKDF2Iterations = DefaultPBKDF2Iterations
+
+// DefaultPBKDF2Iterations is the production round count.
+const DefaultPBKDF2Iterations = 100_000
 
 // ReadPassphrase returns the passphrase from file if file is non-empty (one
 // trailing newline is removed), else from the environment variable
@@ -166,7 +172,7 @@ func MarshalPrivateKeyPEM(key *sm2.PrivateKey, passphrase []byte) ([]byte, error
 	if len(passphrase) == 0 {
 		return nil, fmt.Errorf("crypto: encrypt private key: %w", ErrNoPassphrase)
 	}
-	der, err := pkcs8.MarshalPrivateKey(key, passphrase, pkcs.NewSMPBESEncrypter(16, pbkdfIterations))
+	der, err := pkcs8.MarshalPrivateKey(key, passphrase, pkcs.NewSMPBESEncrypter(16, PBKDF2Iterations))
 	if err != nil {
 		return nil, fmt.Errorf("crypto: encrypt private key: %w", err)
 	}

@@ -41,6 +41,10 @@ func TestGeneratePartyFiles(t *testing.T) {
 	if !bytes.Contains(epki.Alg.Parameters.FullBytes, mustOIDBytes(t, oidSM4CBC)) {
 		t.Fatalf("key is not encrypted with SM4-CBC: %x", epki.Alg.Parameters.FullBytes)
 	}
+	// 100,000 rounds (INTEGER 0x0186A0) are recorded in the file.
+	if PBKDF2Iterations != DefaultPBKDF2Iterations || !bytes.Contains(epki.Alg.Parameters.FullBytes, []byte{0x02, 0x03, 0x01, 0x86, 0xa0}) {
+		t.Fatalf("PBKDF2 rounds are not %d", DefaultPBKDF2Iterations)
+	}
 	c := p.Cert
 	if len(c.SubjectKeyId) != 20 {
 		t.Fatalf("SubjectKeyIdentifier %x", c.SubjectKeyId)

@@ -226,9 +226,9 @@ func init() {
 
 	var (
 		sealKey, sealCert, sealIn, sealOut, sealPass, sealID, sealCipher string
-		sealTo                                                         []string
-		sealCFCA                                                       bool
-		sealMax                                                        int64
+		sealTo                                                           []string
+		sealCFCA                                                         bool
+		sealMax                                                          int64
 	)
 	seal := &cobra.Command{
 		Use:   "seal --key OURKEY --to BANKCERT --in F --out F.p7",
@@ -279,8 +279,8 @@ func init() {
 
 	var (
 		openKey, openCert, openFrom, openIn, openOut, openPass, openID, openCipher string
-		openCFCA                                                                  bool
-		openMax                                                                   int64
+		openCFCA                                                                   bool
+		openMax                                                                    int64
 	)
 	open := &cobra.Command{
 		Use:   "open --key BANKKEY --from OURCERT --in F.p7 --out F",

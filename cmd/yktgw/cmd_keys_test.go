@@ -16,6 +16,11 @@ import (
 	"yktgw/crypto"
 )
 
+// Keys made by these tests use fewer PBKDF2 rounds: dozens of key loads
+// under -race would otherwise take a minute. crypto's own tests keep the
+// production count.
+func init() { crypto.PBKDF2Iterations = 2048 }
+
 var kcUpdate = flag.Bool("update-keys-golden", false, "rewrite cmd/yktgw/testdata/keys golden files")
 
 // kcResetFlags puts every flag of the keys and file commands back to its
