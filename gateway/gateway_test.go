@@ -583,3 +583,12 @@ func rawCount(s *sqlite.Store, n *int) error {
 	defer db.Close()
 	return db.QueryRow(`SELECT count(*) FROM records`).Scan(n)
 }
+
+func rawStaged(s *sqlite.Store, n *int) error {
+	db, err := sql.Open("sqlite3", "file:"+s.Path()+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.QueryRow(`SELECT count(*) FROM batches WHERE state = 'STAGING'`).Scan(n)
+}

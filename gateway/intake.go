@@ -162,7 +162,8 @@ func (g *Gateway) Submit(ctx context.Context, who *Principal, body io.Reader, nd
 }
 
 func (in *intake) run(body io.Reader, ndjson bool) (SubmitResult, error) {
-	dec := json.NewDecoder(body)
+	tr := &trackReader{r: body}
+	dec := json.NewDecoder(tr)
 	dec.DisallowUnknownFields()
 	var err error
 	if ndjson {
@@ -171,21 +172,41 @@ func (in *intake) run(body io.Reader, ndjson bool) (SubmitResult, error) {
 		err = in.readJSON(dec)
 	}
 	if err != nil {
-		var se *json.SyntaxError
-		var ue *json.UnmarshalTypeError
+		var se *spoolError
 		var me *http.MaxBytesError
 		switch {
-		case errors.As(err, &me):
+		case errors.As(err, &se):
+			return SubmitResult{}, err
+		case errors.As(tr.err, &me):
 			return errorResult(413, validate.Issue{Field: "body", Code: "body.too_large", Message: "请求体过大 (body too large)"}), nil
-		case errors.As(err, &se), errors.As(err, &ue), errors.Is(err, errSyntax):
+		case tr.err != nil, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+			return errorResult(StatusBad, validate.Issue{Seq: in.nrec, Field: "body", Code: "body.truncated", Message: "请求体不完整 (body cut off)"}), nil
+		default:
 			return errorResult(StatusBad, validate.Issue{Seq: in.nrec, Field: "body", Code: "body.malformed", Message: "JSON 格式错误 (malformed JSON): " + err.Error()}), nil
-		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, context.Canceled):
-			return errorResult(StatusBad, validate.Issue{Field: "body", Code: "body.truncated", Message: "请求体不完整 (body cut off)"}), nil
 		}
-		return SubmitResult{}, err
 	}
 	return in.finish()
 }
+
+// trackReader remembers a read error of the body (client gone, size limit),
+// to tell a cut-off upload from malformed JSON.
+type trackReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// spoolError marks a failure of the spool (not of the input): a 503.
+type spoolError struct{ error }
+
+func (e *spoolError) Unwrap() error { return e.error }
 
 var errSyntax = errors.New("unexpected JSON structure")
 
@@ -433,7 +454,7 @@ func (in *intake) record(dec *json.Decoder) error {
 	}
 	rec, err := in.seal(&r)
 	if err != nil {
-		return err
+		return &spoolError{err}
 	}
 	in.chunk = append(in.chunk, rec)
 	if len(in.chunk) == cap(in.chunk) {
@@ -455,7 +476,7 @@ func (in *intake) flush() error {
 		return nil
 	}
 	if err := in.stage.Add(in.ctx, in.chunk); err != nil {
-		return fmt.Errorf("gateway: stage records: %w", err)
+		return &spoolError{fmt.Errorf("gateway: stage records: %w", err)}
 	}
 	in.chunk = in.chunk[:0]
 	return nil

@@ -135,7 +135,9 @@ type Stage interface {
 	// audit event, atomically. If batch_id already exists it returns ErrConflict
 	// (wrapping) and removes the stage; callers compare hashes first.
 	// With conflicts it removes the stage and returns them with a nil error.
-	Finalize(ctx context.Context, b *Batch, actor string) (FinalizeResult, error)
+	// warnings, if not nil, is called inside the transaction with the guards'
+	// findings and returns the JSON stored as b.Warnings.
+	Finalize(ctx context.Context, b *Batch, actor string, warnings func(FinalizeResult) []byte) (FinalizeResult, error)
 	// Abort removes the stage and its records. Safe to call after Finalize.
 	Abort(ctx context.Context) error
 }

@@ -102,7 +102,7 @@ func submit(s spool.Store, h *spool.Batch, recs []spool.Record) (spool.FinalizeR
 		b.TotalFen += r.AmountFen
 	}
 	b.ContentHash = []byte("hash-" + h.BatchID)
-	return st.Finalize(ctx, &b, "test")
+	return st.Finalize(ctx, &b, "test", nil)
 }
 
 func stageInvisible(t *testing.T, s spool.Store) {
@@ -289,7 +289,7 @@ func concurrentFinalize(t *testing.T, s spool.Store) {
 			defer wg.Done()
 			b := Header(fmt.Sprintf("B%d", i), "210102", "GDZL", "2026-11")
 			b.TotalCount, b.TotalFen = 1, 100
-			results[i], errs[i] = stages[i].Finalize(ctx, b, "test")
+			results[i], errs[i] = stages[i].Finalize(ctx, b, "test", nil)
 		}()
 	}
 	wg.Wait()

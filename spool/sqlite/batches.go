@@ -256,7 +256,9 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		defer stmt.Close()
 		for i := range recs {
 			r := &recs[i]
-			if _, err := stmt.ExecContext(ctx, st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark); err != nil {
+			// No ctx per row: go-sqlite3 starts a goroutine per call for a
+			// cancellable context; the transaction already carries ctx.
+			if _, err := stmt.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark); err != nil {
 				if isUnique(err) {
 					return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
 				}
@@ -280,7 +282,7 @@ func (st *stage) Abort(ctx context.Context) error {
 	})
 }
 
-func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string) (spool.FinalizeResult, error) {
+func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, warnings func(spool.FinalizeResult) []byte) (spool.FinalizeResult, error) {
 	var res spool.FinalizeResult
 	err := st.s.tx(ctx, func(tx *sql.Tx) error {
 		var state string
@@ -307,6 +309,9 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string) (sp
 		if len(res.Conflicts) > 0 {
 			_, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE id = ?`, st.id)
 			return err
+		}
+		if warnings != nil {
+			b.Warnings = warnings(res)
 		}
 		now := st.s.now()
 		if _, err := tx.ExecContext(ctx, `UPDATE records SET state = 'PENDING' WHERE batch = ?`, st.id); err != nil {

@@ -52,12 +52,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", "15000")
 	q.Set("_txlock", "immediate")
+	q.Set("_cache_size", "-65536") // 64 MiB page cache: index inserts of big batches stay in memory
 	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
+	if _, err := w.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: pragma: %w", err)
+	}
 	s := &Store{w: w, path: path, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()

@@ -45,7 +45,8 @@ CREATE TABLE records (
 -- Money rule 4 backstop: one active record per (person, subsidy, period).
 CREATE UNIQUE INDEX records_dedupe_active ON records(dedupe_key)
     WHERE state IN ('PENDING', 'SENT', 'PAID', 'UNKNOWN');
-CREATE INDEX records_dedupe ON records(dedupe_key);
+-- Earlier failures of a person (warning at intake; reissue checks).
+CREATE INDEX records_dedupe_failed ON records(dedupe_key) WHERE state = 'FAILED';
 CREATE INDEX records_account ON records(account_index);
 CREATE INDEX records_state ON records(batch, state, seq);
 

@@ -1,0 +1,32 @@
+# yktgw — the two set-up commands are `make demo` and `make test`.
+GO ?= go
+BIN := bin/yktgw
+PKGS := ./...
+
+.PHONY: build demo test vet bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/yktgw
+
+# The whole money path on the embedded default (SQLite spool, in-process SFTP bank simulator).
+demo: build
+	./$(BIN) demo
+
+# go vet, then every test with the race detector. Benchmarks are not part of it.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+# Benchmarks of DESIGN.md, printed as ratios against a baseline measured in the same run.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./gateway/ ./banks/format/ ./crypto/
+
+# Short fuzzing of every parser (FUZZTIME per target).
+FUZZTIME ?= 10s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin
