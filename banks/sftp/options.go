@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -103,7 +104,12 @@ func parseOptions(o banks.Options) (*config, error) {
 			errs = append(errs, err)
 		}
 	}
-	if o["key_file"] != "" {
+	for _, f := range []string{"key_file", "key_passphrase_file"} {
+		if v := o[f]; v != "" && !filepath.IsAbs(v) {
+			bad(f, "%q must be an absolute path (config resolves paths against the config file)", v)
+		}
+	}
+	if len(errs) == 0 && o["key_file"] != "" {
 		c.signer, err = loadKey(o["key_file"], o["key_passphrase_file"])
 		if err != nil {
 			errs = append(errs, err)

@@ -711,21 +711,24 @@ func (ch *Channel) OpenFeedback(ctx context.Context, ref banks.FeedbackRef) (io.
 	}
 	p := path.Join(ch.cfg.inDir, ref.ID)
 	var f *sftp.File
-	err := ch.do(ctx, "open feedback "+ref.ID, func(_ context.Context, cn *conn, _ func()) error {
-		var err error
-		f, err = cn.sftp.Open(p)
+	err := ch.do(ctx, "open feedback "+ref.ID, func(ctx context.Context, cn *conn, _ func()) error {
+		h, err := cn.sftp.Open(p)
 		if errors.Is(err, os.ErrNotExist) {
 			return final(fmt.Errorf("sftp: open feedback %q: %w", ref.ID, banks.ErrNotFound))
 		}
 		if err != nil {
 			return fmt.Errorf("open %q: %w", p, err)
 		}
+		if err := ctx.Err(); err != nil {
+			// do has given up on us: nobody will close h but us.
+			_ = h.Close()
+			return final(fmt.Errorf("sftp: open feedback %q: %w", ref.ID, err))
+		}
+		f = h
 		return nil
 	})
 	if err != nil {
-		if f != nil {
-			_ = f.Close()
-		}
+		// f is not read here: after a cancel, fn may still be running.
 		return nil, err
 	}
 	return &feedbackReader{ctx: ctx, f: f, name: ref.ID}, nil

@@ -209,7 +209,7 @@ func TestOptionsProblemsListed(t *testing.T) {
 	o["min_age"] = "soon"
 	o["max_conns"] = "0"
 	o["feedback_pattern"] = "[x"
-	o["key_file"] = filepath.Join(t.TempDir(), "missing")
+	o["key_file"] = "relative/key"
 	_, err := banks.New(context.Background(), Kind, o)
 	if err == nil {
 		t.Fatal("bad options accepted")
@@ -218,6 +218,15 @@ func TestOptionsProblemsListed(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+func TestMissingKeyFile(t *testing.T) {
+	srv := sshtest.StartInProcess(t)
+	o := options(srv.Server, newDirBank(t, srv.Dir))
+	o["key_file"] = filepath.Join(t.TempDir(), "missing")
+	if _, err := banks.New(context.Background(), Kind, o); err == nil || !strings.Contains(err.Error(), "key_file") {
+		t.Errorf("missing key file: err = %v", err)
 	}
 }
 
