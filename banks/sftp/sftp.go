@@ -57,6 +57,11 @@ var (
 // Channel is an SFTP bank channel. It keeps one SSH connection, dialled on
 // first use and re-dialled after a failure, and runs at most max_conns
 // operations on it at once. It is safe for concurrent use.
+//
+// A call whose ctx ends, or that makes no progress for the timeout option,
+// closes that shared connection (so that nothing more of it can reach the
+// server) and returns at once; other calls in flight on it then fail with
+// retryable errors, and the next call re-dials.
 type Channel struct {
 	cfg *config
 	log *slog.Logger
