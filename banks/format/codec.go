@@ -75,10 +75,11 @@ func (c *codec) appendEncode(dst []byte, s string) ([]byte, error) {
 	if isASCII(s) {
 		return append(dst, s...), nil
 	}
+	if !utf8.ValidString(s) {
+		// x/text would write U+FFFD for it: refuse instead of altering data.
+		return dst, errors.New("invalid UTF-8 in the value")
+	}
 	if c.kind == encUTF8 {
-		if !utf8.ValidString(s) {
-			return dst, errors.New("invalid UTF-8")
-		}
 		return append(dst, s...), nil
 	}
 	// The transformer only reads src; viewing the string's bytes avoids a copy.
