@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"os"
 
-	"github.com/emmansun/gmsm/cfca"
 	"github.com/emmansun/gmsm/pkcs"
 	"github.com/emmansun/gmsm/pkcs7"
 	"github.com/emmansun/gmsm/sm2"
@@ -82,14 +82,37 @@ var (
 
 // readBounded reads all of r, failing with ErrTooLarge past limit bytes.
 func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("crypto: read %s: %w", what, err)
+	// Size the buffer once when the reader knows its length: io.ReadAll's
+	// doubling would allocate, clear and copy about twice the payload.
+	hint := int64(512)
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		hint = int64(v.Len())
+	case interface{ Stat() (os.FileInfo, error) }:
+		if st, err := v.Stat(); err == nil && st.Mode().IsRegular() {
+			hint = st.Size()
+		}
 	}
-	if int64(len(b)) > limit {
+	hint = min(hint, limit) + 1 // +1: the read that sees EOF (or the byte over the limit)
+	buf := make([]byte, 0, hint)
+	lr := io.LimitReader(r, limit+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("crypto: read %s: %w", what, err)
+		}
+	}
+	if int64(len(buf)) > limit {
 		return nil, fmt.Errorf("crypto: %s larger than %d bytes (raise max_bytes or lower max_records_per_file): %w", what, limit, ErrTooLarge)
 	}
-	return b, nil
+	return buf, nil
 }
 
 // SignAndSeal reads src whole (at most opt.MaxBytes), signs it as PKCS#7
@@ -134,19 +157,7 @@ func SignAndSeal(dst io.Writer, src io.Reader, from Party, to []*smx509.Certific
 	if err != nil {
 		return err
 	}
-	var sealed []byte
-	if opt.CFCA {
-		sealed, err = cfca.EnvelopeMessage(ciph, signed, to)
-	} else {
-		sealed, err = pkcs7.EncryptSM(ciph, signed, to)
-	}
-	if err != nil {
-		return fmt.Errorf("crypto: seal: %w", err)
-	}
-	if _, err := dst.Write(sealed); err != nil {
-		return fmt.Errorf("crypto: write sealed: %w", err)
-	}
-	return nil
+	return writeEnvelope(dst, ciph, signed, to, opt.CFCA)
 }
 
 // Strict mirror of the EnvelopedData gmsm writes, so that any byte changed
@@ -196,13 +207,15 @@ func parseEnvelope(der []byte, cfcaProfile bool) (*envData, error) {
 	if err != nil || len(rest) != 0 {
 		return nil, tampered("EnvelopedData structure")
 	}
-	again, err := asn1.Marshal(ci)
-	if err != nil || !bytes.Equal(again, der) {
-		return nil, tampered("not DER")
+	if ed.EncryptedContentInfo.EncryptedContent.Class != asn1.ClassContextSpecific || ed.EncryptedContentInfo.EncryptedContent.IsCompound {
+		return nil, tampered("encrypted content encoding")
 	}
-	again, err = asn1.Marshal(ed)
-	if err != nil || !bytes.Equal(again, ci.Content.Bytes) {
-		return nil, tampered("EnvelopedData not DER")
+	// The input must be exactly the DER we would write for these fields
+	// followed by the ciphertext (checked without copying the ciphertext).
+	ct := ed.EncryptedContentInfo.EncryptedContent.Bytes
+	prefix, err := envelopePrefix(&ed, len(ct))
+	if err != nil || len(der) != len(prefix)+len(ct) || !bytes.Equal(der[:len(prefix)], prefix) {
+		return nil, tampered("not DER")
 	}
 	wantVersion, wantRecipVersion := 1, 1
 	if cfcaProfile {

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/emmansun/gmsm/cfca"
+	"github.com/emmansun/gmsm/pkcs"
+	"github.com/emmansun/gmsm/pkcs7"
 )
 
 var allSentinels = []error{ErrTampered, ErrNotRecipient, ErrBadSignature, ErrWrongSigner, ErrCertExpired, ErrTooLarge}
@@ -226,5 +230,57 @@ func TestPKCS7SignedData(t *testing.T) {
 	der, _ := SignPKCS7(content, us.Key, us.Cert, nil, false)
 	if err := gmsmVerify(der); err != nil {
 		t.Fatalf("gmsm pkcs7 verify: %v", err)
+	}
+}
+
+// What writeEnvelope streams is what gmsm builds and opens: gmsm's pkcs7 and
+// cfca packages open it, and our strict parser accepts it.
+func TestEnvelopeMatchesGmsm(t *testing.T) {
+	bank, bank2 := party(t, "bank-a"), party(t, "bank-b")
+	for _, size := range []int{0, 1, 127, 128, 255, 256, 65535, 65536, 1 << 20} {
+		content := bytes.Repeat([]byte{0xA5}, size)
+		for _, c := range []string{CipherSM4GCM, CipherSM4CBC} {
+			for _, cf := range []bool{false, true} {
+				opt := SealOptions{Cipher: c, CFCA: cf}
+				ciph, _ := opt.cipher()
+				var buf bytes.Buffer
+				if err := writeEnvelope(&buf, ciph, content, mustCerts(bank.Cert, bank2.Cert), cf); err != nil {
+					t.Fatal(err)
+				}
+				der := buf.Bytes()
+				p7, err := pkcs7.Parse(der)
+				if err != nil {
+					t.Fatalf("size %d %s cfca=%v: gmsm parse: %v", size, c, cf, err)
+				}
+				got, err := p7.Decrypt(bank2.Cert, bank2.Key)
+				if err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("size %d %s cfca=%v: gmsm decrypt: %v", size, c, cf, err)
+				}
+				if cf {
+					if got, err := cfca.OpenEnvelopedMessage(der, bank.Cert, bank.Key); err != nil || !bytes.Equal(got, content) {
+						t.Fatalf("cfca open: %v", err)
+					}
+				}
+				if got, err := OpenEnvelope(der, bank.Party, opt); err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("size %d %s cfca=%v: our open: %v", size, c, cf, err)
+				}
+			}
+		}
+	}
+	// And our parser accepts gmsm's own envelopes.
+	for _, cf := range []bool{false, true} {
+		var der []byte
+		var err error
+		if cf {
+			der, err = cfca.EnvelopeMessage(pkcs.SM4GCM, []byte("x"), mustCerts(bank.Cert))
+		} else {
+			der, err = pkcs7.EncryptSM(pkcs.SM4GCM, []byte("x"), mustCerts(bank.Cert))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := OpenEnvelope(der, bank.Party, SealOptions{CFCA: cf}); err != nil || string(got) != "x" {
+			t.Fatalf("gmsm envelope (cfca=%v): %v", cf, err)
+		}
 	}
 }

@@ -275,8 +275,14 @@ func checkStrictContentInfo(der []byte, types ...asn1.ObjectIdentifier) error {
 	if !ok {
 		return fmt.Errorf("crypto: PKCS#7 content type %v: %w", ci.ContentType, ErrTampered)
 	}
-	again, err := asn1.Marshal(ci)
-	if err != nil || !bytes.Equal(again, der) {
+	// DER check of the outer frame without copying the content: the input
+	// must be exactly SEQUENCE header || OID || the [0] element as parsed.
+	oid, err := asn1.Marshal(ci.ContentType)
+	if err != nil {
+		return fmt.Errorf("crypto: PKCS#7: %w", ErrTampered)
+	}
+	head := append(derHeader(0x30, len(oid)+len(ci.Content.FullBytes)), oid...)
+	if len(der) != len(head)+len(ci.Content.FullBytes) || !bytes.Equal(der[:len(head)], head) {
 		return fmt.Errorf("crypto: PKCS#7 is not DER: %w", ErrTampered)
 	}
 	return nil
