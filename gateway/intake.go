@@ -628,6 +628,10 @@ func guardWarnings(res spool.FinalizeResult) []validate.Issue {
 				Message: "同一账号对应多个身份证号，涉及序号 " + joinInts(sa.Seqs) + " (one account, several ID numbers)", Severity: validate.Warning})
 		}
 	}
+	for _, b := range res.BadAccounts {
+		out = append(out, validate.Issue{Seq: b.Seq, Field: "account", Code: "account.reported_bad",
+			Message: "银行曾报告该账户异常: " + banks.Reason(b.Reason).LabelZH() + " (a bank reported this account " + b.Reason + " before)", Severity: validate.Warning})
+	}
 	for _, s := range res.PreviouslyFailed {
 		out = append(out, validate.Issue{Seq: s, Field: "id_number", Code: "id_number.previously_failed",
 			Message: "该人员本期此项补贴曾发放失败，如为重发请使用 reissue_of (earlier payment failed; use reissue_of for a reissue)", Severity: validate.Warning})

@@ -121,6 +121,15 @@ type FinalizeResult struct {
 	Conflicts        []Conflict      // non-empty: nothing was committed, the stage is gone
 	SharedAccounts   []SharedAccount // warnings
 	PreviouslyFailed []int           // seqs whose person had a FAILED record for the same subsidy/period (warning)
+	// BadAccounts: seqs whose account a bank reported closed, dormant,
+	// frozen ... before (warning), with that reason.
+	BadAccounts []SeqReason
+}
+
+// SeqReason is a record and a reason.
+type SeqReason struct {
+	Seq    int
+	Reason string
 }
 
 // Stage receives a batch's records in chunks, invisibly, then makes the batch
@@ -220,6 +229,8 @@ type Store interface {
 	Audit(ctx context.Context, ev Event) error
 	// AuditEntries returns chained entries with Seq > after, ascending.
 	AuditEntries(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+
+	DeliveryStore
 
 	// Ping checks the spool is usable (readiness).
 	Ping(ctx context.Context) error

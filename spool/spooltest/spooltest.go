@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) spool.Store) {
 		{"Tokens", tokens},
 		{"AuditChain", auditChain},
 	}
+	cases = append(cases, deliveryCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

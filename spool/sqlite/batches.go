@@ -435,5 +435,23 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx) (spool.FinalizeResult, 
 		res.PreviouslyFailed = append(res.PreviouslyFailed, seq)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
+	// Warnings: accounts a bank reported closed, dormant, frozen ... before.
+	rows, err = tx.QueryContext(ctx, `SELECT r.seq, b.reason FROM records r JOIN bad_accounts b ON b.account_index = r.account_index
+		WHERE r.batch = ? ORDER BY r.seq`, st.id)
+	if err != nil {
+		return res, err
+	}
+	for rows.Next() {
+		var sr spool.SeqReason
+		if err := rows.Scan(&sr.Seq, &sr.Reason); err != nil {
+			rows.Close()
+			return res, err
+		}
+		res.BadAccounts = append(res.BadAccounts, sr)
+	}
+	rows.Close()
 	return res, rows.Err()
 }
