@@ -161,6 +161,13 @@ func (l *Layout) CheckRecord(r Record, memo string) []FieldError {
 	if r.Seq <= 0 {
 		out = append(out, FieldError{Seq: r.Seq, Field: "seq", Code: CodeInvalid, Message: "must be 1 or more"})
 	}
+	// Blank keys would render but could never be read back or matched.
+	if strings.TrimSpace(r.Name) == "" {
+		out = append(out, FieldError{Seq: r.Seq, Field: "name", Code: CodeMissing, Message: "blank"})
+	}
+	if strings.TrimSpace(r.Account) == "" {
+		out = append(out, FieldError{Seq: r.Seq, Field: "account", Code: CodeMissing, Message: "blank"})
+	}
 	if r.AmountFen <= 0 {
 		out = append(out, FieldError{Seq: r.Seq, Field: "amount", Code: CodeInvalid, Message: "must be more than 0 fen"})
 	}
