@@ -8,6 +8,8 @@ import (
 	"io"
 	"testing"
 
+	"github.com/emmansun/gmsm/pkcs"
+	"github.com/emmansun/gmsm/pkcs7"
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/sm3"
 	"github.com/emmansun/gmsm/sm4"
@@ -94,6 +96,30 @@ func BenchmarkGmsmSealPrimitives10MB(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkGmsmPKCS7Seal10MB is gmsm's own sign-then-seal with its pkcs7
+// package (what SignAndSeal did before it streamed the envelope).
+func BenchmarkGmsmPKCS7Seal10MB(b *testing.B) {
+	us, bank := party(b, "gateway"), party(b, "bank-a")
+	content := benchFile()
+	b.SetBytes(int64(len(content)))
+	for b.Loop() {
+		sd, err := pkcs7.NewSMSignedData(content)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sd.AddSigner(us.Cert, us.Key, pkcs7.SignerInfoConfig{}); err != nil {
+			b.Fatal(err)
+		}
+		signed, err := sd.Finish()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pkcs7.EncryptSM(pkcs.SM4GCM, signed, mustCerts(bank.Cert)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

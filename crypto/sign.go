@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -157,22 +158,32 @@ func VerifyPKCS7(der, detachedContent []byte, from *smx509.Certificate, uid []by
 	if err != nil {
 		return nil, err
 	}
-	if len(p7.Signers) != 1 {
-		return nil, fmt.Errorf("crypto: signed data has %d signers, want 1: %w", len(p7.Signers), ErrTampered)
+	if len(p7.signers) != 1 {
+		return nil, fmt.Errorf("crypto: signed data has %d signers, want 1: %w", len(p7.signers), ErrTampered)
 	}
-	si := p7.Signers[0]
-	idMatches := bytes.Equal(si.IssuerAndSerialNumber.IssuerName.FullBytes, from.RawIssuer) &&
-		si.IssuerAndSerialNumber.SerialNumber != nil && si.IssuerAndSerialNumber.SerialNumber.Cmp(from.SerialNumber) == 0
+	si := p7.signers[0]
+	idMatches := bytes.Equal(si.IssuerAndSerialNumber.Issuer.FullBytes, from.RawIssuer) &&
+		si.IssuerAndSerialNumber.Serial != nil && si.IssuerAndSerialNumber.Serial.Cmp(from.SerialNumber) == 0
 	// A certificate embedded under the pinned issuer and serial but with other
 	// bytes is forged or corrupt (our check uses only the pinned key anyway).
-	for _, c := range p7.Certificates {
-		if c.SerialNumber.Cmp(from.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, from.RawIssuer) && !bytes.Equal(c.Raw, from.Raw) {
-			return nil, fmt.Errorf("crypto: embedded signer certificate differs from the pinned one under the same issuer and serial: %w", ErrTampered)
+	// Embedded certificates are not covered by the signature; with SM4-CBC
+	// (no MAC) they could be altered unseen. If there are any, the pinned
+	// one must be among them byte for byte.
+	if len(p7.certs) > 0 {
+		found := false
+		for _, c := range p7.certs {
+			found = found || bytes.Equal(c.Raw, from.Raw)
+			if !bytes.Equal(c.Raw, from.Raw) && c.SerialNumber.Cmp(from.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, from.RawIssuer) {
+				return nil, fmt.Errorf("crypto: embedded signer certificate differs from the pinned one under the same issuer and serial: %w", ErrTampered)
+			}
+		}
+		if !found && idMatches {
+			return nil, fmt.Errorf("crypto: the pinned certificate is not among the embedded ones: %w", ErrTampered)
 		}
 	}
 	wrongSigner := func() error {
 		return fmt.Errorf("crypto: signed by serial %x, expected %q serial %x: %w",
-			si.IssuerAndSerialNumber.SerialNumber, from.Subject.CommonName, from.SerialNumber, ErrWrongSigner)
+			si.IssuerAndSerialNumber.Serial, from.Subject.CommonName, from.SerialNumber, ErrWrongSigner)
 	}
 	if !si.DigestAlgorithm.Algorithm.Equal(oidSM3) {
 		return nil, fmt.Errorf("crypto: digest algorithm %v, want SM3: %w", si.DigestAlgorithm.Algorithm, ErrTampered)
@@ -180,7 +191,7 @@ func VerifyPKCS7(der, detachedContent []byte, from *smx509.Certificate, uid []by
 	if a := si.DigestEncryptionAlgorithm.Algorithm; !a.Equal(oidSM2Sign) && !a.Equal(oidSM2With) {
 		return nil, fmt.Errorf("crypto: signature algorithm %v, want SM2: %w", a, ErrTampered)
 	}
-	content := p7.Content
+	content := p7.content
 	if len(detachedContent) > 0 || len(content) == 0 {
 		if len(content) > 0 {
 			return nil, fmt.Errorf("crypto: signed data is attached but detached content was given: %w", ErrTampered)
@@ -243,15 +254,83 @@ func VerifyPKCS7(der, detachedContent []byte, from *smx509.Certificate, uid []by
 	return content, nil
 }
 
-func parseSignedStrict(der []byte) (*pkcs7.PKCS7, error) {
+// Strict mirror of PKCS#7 SignedData (as gmsm writes it). Parsing it
+// ourselves avoids gmsm's BER-to-DER rewrite, which copies a 10 MB content
+// several times, and lets us refuse anything that is not plain DER.
+type sdSignedData struct {
+	Version                    int
+	DigestAlgorithmIdentifiers []pkix.AlgorithmIdentifier `asn1:"set"`
+	ContentInfo                sdContent
+	Certificates               asn1.RawValue  `asn1:"optional,tag:0"`
+	CRLs                       asn1.RawValue  `asn1:"optional,tag:1"`
+	SignerInfos                []sdSignerInfo `asn1:"set"`
+}
+
+type sdContent struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"explicit,optional,tag:0"`
+}
+
+type sdSignerInfo struct {
+	Version                   int
+	IssuerAndSerialNumber     envIssuerSerial
+	DigestAlgorithm           pkix.AlgorithmIdentifier
+	AuthenticatedAttributes   []pkcs7Attr `asn1:"optional,omitempty,tag:0"`
+	DigestEncryptionAlgorithm pkix.AlgorithmIdentifier
+	EncryptedDigest           []byte
+	UnauthenticatedAttributes []pkcs7Attr `asn1:"optional,omitempty,tag:1"`
+}
+
+type parsedSigned struct {
+	content []byte // aliases the input
+	certs   []*smx509.Certificate
+	signers []sdSignerInfo
+}
+
+func parseSignedStrict(der []byte) (*parsedSigned, error) {
 	if err := checkStrictContentInfo(der, pkcs7.SM2OIDSignedData, pkcs7.OIDSignedData); err != nil {
 		return nil, err
 	}
-	p7, err := pkcs7.Parse(der)
-	if err != nil {
-		return nil, fmt.Errorf("crypto: signed data: %v: %w", err, ErrTampered)
+	tampered := func(why string) error { return fmt.Errorf("crypto: signed data: %s: %w", why, ErrTampered) }
+	var ci envContentInfo
+	if _, err := asn1.Unmarshal(der, &ci); err != nil {
+		return nil, tampered("content info")
 	}
-	return p7, nil
+	var sd sdSignedData
+	rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd)
+	if err != nil || len(rest) != 0 {
+		return nil, tampered("structure")
+	}
+	if ct := sd.ContentInfo.ContentType; !ct.Equal(pkcs7.SM2OIDData) && !ct.Equal(pkcs7.OIDData) {
+		return nil, tampered(fmt.Sprintf("content type %v", ct))
+	}
+	p := &parsedSigned{signers: sd.SignerInfos}
+	if c := sd.ContentInfo.Content; len(c.FullBytes) > 0 {
+		// encoding/asn1 hands a RawValue the [0] wrapper; the OCTET STRING is inside.
+		if c.Class == asn1.ClassContextSpecific && c.Tag == 0 && c.IsCompound {
+			var inner asn1.RawValue
+			rest, err := asn1.Unmarshal(c.Bytes, &inner)
+			if err != nil || len(rest) != 0 || !bytes.Equal(c.FullBytes[:len(c.FullBytes)-len(c.Bytes)], derHeader(0xa0, len(c.Bytes))) {
+				return nil, tampered("content wrapper")
+			}
+			c = inner
+		}
+		if c.Class != asn1.ClassUniversal || c.Tag != asn1.TagOctetString || c.IsCompound {
+			return nil, tampered("content is not a primitive OCTET STRING")
+		}
+		if !bytes.Equal(c.FullBytes[:len(c.FullBytes)-len(c.Bytes)], derHeader(0x04, len(c.Bytes))) {
+			return nil, tampered("content length not DER")
+		}
+		p.content = c.Bytes
+	}
+	if len(sd.Certificates.Bytes) > 0 {
+		certs, err := smx509.ParseCertificates(sd.Certificates.Bytes)
+		if err != nil {
+			return nil, tampered("embedded certificate")
+		}
+		p.certs = certs
+	}
+	return p, nil
 }
 
 // checkStrictContentInfo refuses anything but a single DER ContentInfo of one
