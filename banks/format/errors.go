@@ -33,8 +33,8 @@ const MaxErrors = 1000
 // FieldError is one problem with one record or line. Seq is the record's
 // sequence number when known (0 otherwise), Line the 1-based line number of a
 // text file or the 1-based record element index of an XML message (0 for a
-// problem with the whole file). Field names the layout field, for XML the
-// element path.
+// problem with the whole file). Field names the layout field ("name",
+// "memo", ...); in Parse errors of an XML layout it is the element path.
 type FieldError struct {
 	Seq     int    `json:"seq,omitempty"`
 	Line    int    `json:"line,omitempty"`

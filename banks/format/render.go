@@ -422,7 +422,9 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 		return err
 	}
 	fe := func(code, msg string) error {
-		return FieldError{Seq: seq, Line: line, Field: f.label(), Code: code, Message: msg}
+		// Field is the layout's field name (also for XML), so intake can
+		// map it to its own record fields.
+		return FieldError{Seq: seq, Line: line, Field: f.Name, Code: code, Message: msg}
 	}
 	var enc []byte
 	if num {
