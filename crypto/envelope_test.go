@@ -226,10 +226,40 @@ func TestPKCS7SignedData(t *testing.T) {
 	if _, err := SignPKCS7(content, other.Key, us.Cert, nil, false); err == nil {
 		t.Fatal("signing with a key that is not the certificate's")
 	}
-	// gmsm's own verifier accepts what we make with the default signer id.
-	der, _ := SignPKCS7(content, us.Key, us.Cert, nil, false)
-	if err := gmsmVerify(der); err != nil {
-		t.Fatalf("gmsm pkcs7 verify: %v", err)
+	// gmsm's own verifiers accept what we make with the default signer id,
+	// attached and detached, and parse out the same content and certificate.
+	for _, size := range []int{0, 1, 100, 127, 128, 65535, 65536, 1 << 20} {
+		c := bytes.Repeat([]byte{0x5A}, size)
+		der, err := SignPKCS7(c, us.Key, us.Cert, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gmsmVerify(der); err != nil {
+			t.Fatalf("size %d: gmsm pkcs7 verify: %v", size, err)
+		}
+		if err := cfca.VerifyMessageAttach(der); err != nil {
+			t.Fatalf("size %d: gmsm cfca verify: %v", size, err)
+		}
+		p7, err := pkcs7.Parse(der)
+		if err != nil || !bytes.Equal(p7.Content, c) || len(p7.Certificates) != 1 || !bytes.Equal(p7.Certificates[0].Raw, us.Cert.Raw) {
+			t.Fatalf("size %d: gmsm parse: %v", size, err)
+		}
+		det, err := SignPKCS7(c, us.Key, us.Cert, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfca.VerifyMessageDetach(det, c); err != nil {
+			t.Fatalf("size %d: gmsm detached verify: %v", size, err)
+		}
+	}
+	// And we verify what gmsm signs.
+	sd, _ := pkcs7.NewSMSignedData(content)
+	if err := sd.AddSigner(us.Cert, us.Key, pkcs7.SignerInfoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	gder, _ := sd.Finish()
+	if got, err := VerifyPKCS7(gder, nil, us.Cert, nil); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("gmsm-made signed data: %v", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package crypto
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/subtle"
@@ -85,49 +84,109 @@ func sm2Digest(pub *ecdsa.PublicKey, uid []byte, r io.Reader) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// uidSigner lets gmsm's pkcs7 (which always asks for the default signer ID)
-// sign with a bank's configured signer ID.
-type uidSigner struct {
-	key *sm2.PrivateKey
-	uid []byte
-}
-
-func (s uidSigner) Public() crypto.PublicKey { return &s.key.PublicKey }
-
-func (s uidSigner) Sign(r io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if _, ok := opts.(*sm2.SM2SignerOption); !ok {
-		return nil, fmt.Errorf("crypto: unexpected signer options %T", opts)
-	}
-	return s.key.Sign(r, msg, sm2.NewSM2SignerOption(true, s.uid))
-}
-
 // SignPKCS7 returns a DER PKCS#7 SignedData (GB/T 35275 OIDs: SM3 digest,
 // SM2 signature, SM data content type) over content, signed by key with
 // cert embedded, and content-type, message-digest and signing-time
-// authenticated attributes. detached leaves the content out.
+// authenticated attributes; detached leaves the content out. It writes the
+// same structure as gmsm's pkcs7.NewSMSignedData/AddSigner/Finish (gmsm and
+// its cfca package verify it, see TestPKCS7SignedData), but copies the
+// content once instead of three times and takes any signer ID.
 func SignPKCS7(content []byte, key *sm2.PrivateKey, cert *smx509.Certificate, uid []byte, detached bool) ([]byte, error) {
 	if !KeyMatchesCert(key, cert) {
 		return nil, errors.New("crypto: sign: private key does not match the certificate")
 	}
-	sd, err := pkcs7.NewSMSignedData(content)
+	fail := func(err error) ([]byte, error) { return nil, fmt.Errorf("crypto: signed data: %w", err) }
+	sum := sm3.Sum(content)
+	attrs := make([]pkcs7Attr, 0, 3)
+	for _, a := range []struct {
+		t asn1.ObjectIdentifier
+		v any
+	}{
+		{pkcs7.OIDAttributeContentType, pkcs7.SM2OIDData},
+		{pkcs7.OIDAttributeMessageDigest, sum[:]},
+		{pkcs7.OIDAttributeSigningTime, timeNow().UTC()},
+	} {
+		v, err := asn1.Marshal(a.v)
+		if err != nil {
+			return fail(err)
+		}
+		attrs = append(attrs, pkcs7Attr{Type: a.t, Value: asn1.RawValue{Tag: asn1.TagSet, IsCompound: true, Bytes: v}})
+	}
+	// encoding/asn1 sorts SET OF members (DER); the signature covers the SET.
+	enc, err := asn1.Marshal(struct {
+		A []pkcs7Attr `asn1:"set"`
+	}{A: attrs})
 	if err != nil {
-		return nil, fmt.Errorf("crypto: signed data: %w", err)
+		return fail(err)
 	}
-	var signer crypto.PrivateKey = key
-	if u := uidOrDefault(uid); !bytes.Equal(u, []byte(DefaultSignerID)) {
-		signer = uidSigner{key: key, uid: u}
+	var seq, set asn1.RawValue
+	if _, err := asn1.Unmarshal(enc, &seq); err != nil {
+		return fail(err)
 	}
-	if err := sd.AddSigner(cert, signer, pkcs7.SignerInfoConfig{}); err != nil {
-		return nil, fmt.Errorf("crypto: signed data: %w", err)
+	if _, err := asn1.Unmarshal(seq.Bytes, &set); err != nil {
+		return fail(err)
 	}
+	sig, err := key.Sign(rand.Reader, seq.Bytes, sm2.NewSM2SignerOption(true, uidOrDefault(uid)))
+	if err != nil {
+		return fail(err)
+	}
+	ias, err := asn1.Marshal(envIssuerSerial{Issuer: asn1.RawValue{FullBytes: cert.RawIssuer}, Serial: cert.SerialNumber})
+	if err != nil {
+		return fail(err)
+	}
+	sm3Alg := pkix.AlgorithmIdentifier{Algorithm: oidSM3, Parameters: asn1.NullRawValue}
+	si, err := asn1.Marshal(struct {
+		Version       int
+		IAS           asn1.RawValue
+		DigestAlg     pkix.AlgorithmIdentifier
+		Auth          asn1.RawValue
+		SignatureAlg  pkix.AlgorithmIdentifier
+		EncryptedHash []byte
+	}{1, asn1.RawValue{FullBytes: ias}, sm3Alg,
+		asn1.RawValue{FullBytes: append(derHeader(0xa0, len(set.Bytes)), set.Bytes...)},
+		pkix.AlgorithmIdentifier{Algorithm: oidSM2Sign, Parameters: asn1.NullRawValue}, sig})
+	if err != nil {
+		return fail(err)
+	}
+	algDER, err := asn1.Marshal(sm3Alg)
+	if err != nil {
+		return fail(err)
+	}
+	dataOID, _ := asn1.Marshal(pkcs7.SM2OIDData)
+	signedOID, _ := asn1.Marshal(pkcs7.SM2OIDSignedData)
+
+	version := []byte{0x02, 0x01, 0x01}
+	digestAlgs := append(derHeader(0x31, len(algDER)), algDER...)
+	var ciHead []byte // content info up to the content bytes
 	if detached {
-		sd.Detach()
+		ciHead = append(derHeader(0x30, len(dataOID)), dataOID...)
+	} else {
+		octet := derHeader(0x04, len(content))
+		wrap := derHeader(0xa0, len(octet)+len(content))
+		ciHead = append(derHeader(0x30, len(dataOID)+len(wrap)+len(octet)+len(content)), dataOID...)
+		ciHead = append(append(ciHead, wrap...), octet...)
 	}
-	der, err := sd.Finish()
-	if err != nil {
-		return nil, fmt.Errorf("crypto: signed data: %w", err)
+	contentLen := len(content)
+	if detached {
+		contentLen = 0
 	}
-	return der, nil
+	certs := append(derHeader(0xa0, len(cert.Raw)), cert.Raw...)
+	signerInfos := append(derHeader(0x31, len(si)), si...)
+	sdLen := len(version) + len(digestAlgs) + len(ciHead) + contentLen + len(certs) + len(signerInfos)
+	sdHead := derHeader(0x30, sdLen)
+	explicit := derHeader(0xa0, len(sdHead)+sdLen)
+	outerLen := len(signedOID) + len(explicit) + len(sdHead) + sdLen
+	outer := derHeader(0x30, outerLen)
+
+	out := make([]byte, 0, len(outer)+outerLen)
+	for _, part := range [][]byte{outer, signedOID, explicit, sdHead, version, digestAlgs, ciHead} {
+		out = append(out, part...)
+	}
+	if !detached {
+		out = append(out, content...)
+	}
+	out = append(append(out, certs...), signerInfos...)
+	return out, nil
 }
 
 var (
