@@ -405,3 +405,39 @@ func TestTooManyErrorsCapped(t *testing.T) {
 		t.Fatalf("got %d errors", len(pe))
 	}
 }
+
+func TestParseXMLProblems(t *testing.T) {
+	_, ret := loadStyle(t, styles[2])
+	head := `<?xml version="1.0" encoding="UTF-8"?><CMS><Head><TrxCode>BATPAY</TrxCode><ReqSerial>X1</ReqSerial><RetCode>AAAAAAA</RetCode></Head><Body>`
+	rec := func(seq, amt, code string) string {
+		return "<Detail><Seq>" + seq + "</Seq><AcctNo>62</AcctNo><AcctName>张三</AcctName><Amount>" + amt + "</Amount><RetCode>" + code + "</RetCode></Detail>"
+	}
+	for _, tc := range []struct {
+		name, in string
+		codes    []string
+	}{
+		{"ok", head + "<TotalNum>1</TotalNum><TotalAmt>1.00</TotalAmt><SuccNum>1</SuccNum><SuccAmt>1.00</SuccAmt><Details>" + rec("1", "1.00", "AAAAAAA") + "</Details></Body></CMS>", nil},
+		{"missing totals", head + "<Details>" + rec("1", "1.00", "AAAAAAA") + "</Details></Body></CMS>",
+			[]string{CodeMissing, CodeMissing, CodeMissing, CodeMissing}},
+		{"bad amount and missing code", head + "<TotalNum>2</TotalNum><TotalAmt>1.00</TotalAmt><SuccNum>0</SuccNum><SuccAmt>0.00</SuccAmt><Details>" +
+			rec("1", "1.001", "E1") + "<Detail><Seq>2</Seq><AcctNo>62</AcctNo><AcctName>李四</AcctName><Amount>1.00</Amount></Detail></Details></Body></CMS>",
+			[]string{CodeInvalid, CodeMissing, CodeSummary, CodeSummary}},
+		{"mismatched tags", head + "<Details></Detail></Body></CMS>", []string{CodeShape}},
+		{"wrong const", strings.Replace(head, "BATPAY", "OTHER", 1) + "<TotalNum>0</TotalNum><TotalAmt>0</TotalAmt><SuccNum>0</SuccNum><SuccAmt>0</SuccAmt></Body></CMS>", []string{CodeConst}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ret.Parse(strings.NewReader(tc.in), func(Result) error { return nil })
+			var pe ParseErrors
+			if err != nil && !errors.As(err, &pe) {
+				t.Fatalf("not ParseErrors: %v", err)
+			}
+			var codes []string
+			for _, e := range pe {
+				codes = append(codes, e.Code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(tc.codes) {
+				t.Fatalf("got %v (%v), want %v", codes, err, tc.codes)
+			}
+		})
+	}
+}

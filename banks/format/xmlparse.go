@@ -41,6 +41,7 @@ func (p *parser) runXML(r io.Reader) error {
 		key      []byte
 		rootSeen bool
 		index    int // record element index
+		hdrSeen  = make([]bool, len(l.Header)+len(l.Trailer))
 	)
 	p.line = 0
 	for p.stop == nil {
@@ -99,6 +100,7 @@ func (p *parser) runXML(r io.Reader) error {
 			} else {
 				key = appendJoined(key[:0], stack)
 				if i, ok := l.headerIdx[bytesString(key)]; ok {
+					hdrSeen[i] = true
 					var f *Field
 					if i < len(l.Header) {
 						f = &l.Header[i]
@@ -119,6 +121,19 @@ func (p *parser) runXML(r io.Reader) error {
 		return nil
 	}
 	p.seq, p.line = 0, 0
+	if rootSeen && len(stack) == 0 {
+		for i, seen := range hdrSeen {
+			var f *Field
+			if i < len(l.Header) {
+				f = &l.Header[i]
+			} else {
+				f = &l.Trailer[i-len(l.Header)]
+			}
+			if !seen && !f.Optional && f.id != idFiller {
+				p.fe(f, CodeMissing, "element missing")
+			}
+		}
+	}
 	if !rootSeen {
 		p.fe(nil, CodeTruncated, "empty message")
 	} else if len(stack) > 0 {
