@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"yktgw/banks"
 	"yktgw/gateway/validate"
 	"yktgw/internal/pii"
@@ -28,6 +30,7 @@ func (g *Gateway) Handler() http.Handler {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", g.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
 	mux.Handle("POST /v1/batches", g.auth(PermSubmit, g.postBatch))
 	mux.Handle("GET /v1/batches", g.auth(PermRead, g.listBatches))
 	mux.Handle("GET /v1/batches/{id}", g.auth(PermRead, g.getBatch))

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"runtime/metrics"
+	rtmetrics "runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,12 +18,12 @@ import (
 func peakHeap(stop <-chan struct{}) <-chan uint64 {
 	out := make(chan uint64, 1)
 	go func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 		var peak uint64
 		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
-			metrics.Read(s)
+			rtmetrics.Read(s)
 			if v := s[0].Value.Uint64(); v > peak {
 				peak = v
 			}

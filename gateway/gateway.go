@@ -5,12 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"yktgw/banks"
 	"yktgw/config"
+	"yktgw/crypto"
 	"yktgw/spool"
 )
+
+// warnCalendar says loudly, once per year, that a year has no calendar data.
+func (g *Gateway) warnCalendar(t time.Time) {
+	if _, seen := g.calWarned.LoadOrStore(t.Year(), true); !seen {
+		g.log.Warn("no business calendar for this year: falling back to plain weekdays; add calendar/cn-YEAR.yaml", "year", t.Year())
+	}
+}
 
 // Gateway ties the spool, the keys and the bank profiles together.
 type Gateway struct {
@@ -18,9 +27,15 @@ type Gateway struct {
 	store    spool.Store
 	fields   FieldCipher
 	profiles map[string]*banks.Profile
+	banks    map[string]*Bank // banks with a channel (the daemon's); intake needs only profiles
+	party    crypto.Party
+	calendar *config.Calendar
 	caps     map[string]int64
 	log      *slog.Logger
 	now      func() time.Time
+	metrics  *metrics
+
+	calWarned sync.Map // years already warned about
 }
 
 // Deps are what a Gateway is built from.
@@ -31,6 +46,11 @@ type Deps struct {
 	Profiles map[string]*banks.Profile
 	Log      *slog.Logger
 	Now      func() time.Time // nil: time.Now
+	// For delivery (the daemon): our signing party, the banks with their
+	// certificates and channels, the business calendar.
+	Party    crypto.Party
+	Banks    map[string]*Bank
+	Calendar *config.Calendar
 }
 
 // New builds a Gateway.
@@ -38,7 +58,21 @@ func New(d Deps) (*Gateway, error) {
 	if d.Config == nil || d.Store == nil || d.Fields == nil {
 		return nil, errors.New("gateway: config, store and field cipher required")
 	}
-	g := &Gateway{cfg: d.Config, store: d.Store, fields: d.Fields, profiles: d.Profiles, caps: d.Config.CapsFen(), log: d.Log, now: d.Now}
+	g := &Gateway{cfg: d.Config, store: d.Store, fields: d.Fields, profiles: d.Profiles, caps: d.Config.CapsFen(), log: d.Log, now: d.Now,
+		party: d.Party, banks: d.Banks, calendar: d.Calendar, metrics: newMetrics()}
+	if g.banks == nil {
+		g.banks = map[string]*Bank{}
+	}
+	for _, b := range g.banks {
+		n := g.cfg.Dispatcher.ConcurrencyPerBank
+		if n <= 0 {
+			n = 2
+		}
+		b.sem = make(chan struct{}, n)
+	}
+	if g.cfg.Dispatcher.MaxAttempts <= 0 {
+		g.cfg.Dispatcher.MaxAttempts = 8
+	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}

@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"yktgw/banks"
 	"yktgw/config"
 	"yktgw/crypto"
 	"yktgw/spool/sqlite"
@@ -49,12 +51,62 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 	if err != nil {
 		return nil, fmt.Errorf("gateway: data keys: %w", err)
 	}
-	st, err := OpenStore(ctx, cfg)
+	cal, err := config.LoadCalendar(cfg.Calendar...)
 	if err != nil {
 		return nil, err
 	}
-	g, err := New(Deps{Config: cfg, Store: st, Fields: ring, Profiles: profiles, Log: log})
+	pass, err := cfg.Keys.Passphrase()
 	if err != nil {
+		return nil, err
+	}
+	key, err := crypto.LoadPrivateKey(cfg.Keys.SigningKey, pass)
+	clear(pass)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: signing key: %w", err)
+	}
+	cert, err := crypto.LoadCertificate(cfg.Keys.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: certificate: %w", err)
+	}
+	if !crypto.KeyMatchesCert(key, cert) {
+		return nil, errors.New("gateway: keys.signing_key does not belong to keys.certificate")
+	}
+	bankMap := map[string]*Bank{}
+	closeAll := func() {
+		for _, b := range bankMap {
+			b.Channel.Close()
+		}
+	}
+	for _, bc := range cfg.Banks {
+		p := profiles[bc.Code]
+		bcert, err := crypto.LoadCertificate(bc.Certificate)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("gateway: bank %s certificate: %w", bc.Code, err)
+		}
+		opts := banks.Options{}
+		for k, v := range p.Channel.Options {
+			if strings.HasSuffix(k, "_file") && v != "" && !filepath.IsAbs(v) {
+				v = filepath.Join(filepath.Dir(cfg.File), v)
+			}
+			opts[k] = v
+		}
+		ch, err := banks.New(banks.WithLogger(ctx, log.With("bank", bc.Code)), p.Channel.Type, opts)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("gateway: bank %s channel: %w", bc.Code, err)
+		}
+		bankMap[bc.Code] = &Bank{Profile: p, Cert: bcert, Channel: ch}
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	g, err := New(Deps{Config: cfg, Store: st, Fields: ring, Profiles: profiles, Log: log,
+		Party: crypto.Party{Key: key, Cert: cert}, Banks: bankMap, Calendar: cal})
+	if err != nil {
+		closeAll()
 		st.Close()
 		return nil, err
 	}
@@ -65,8 +117,13 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 	return g, nil
 }
 
-// Close releases the spool.
-func (g *Gateway) Close() error { return g.store.Close() }
+// Close releases the channels and the spool.
+func (g *Gateway) Close() error {
+	for _, b := range g.banks {
+		b.Channel.Close()
+	}
+	return g.store.Close()
+}
 
 // Serve runs the daemon until ctx ends: the HTTP API (TLS and mTLS when
 // configured) and the background workers. ready, if set, is called with the

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"yktgw/banks"
+	"yktgw/internal/failpoint"
 )
 
 // Kind is the channel kind name this package registers.
@@ -442,7 +443,7 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 			return final(fmt.Errorf("sftp: %s: open source: %w", op, err))
 		}
 		h := sm3.New()
-		sr := &sourceReader{ctx: ctx, r: io.TeeReader(src, h), touch: touch}
+		sr := &sourceReader{ctx: ctx, r: io.TeeReader(src, h), touch: touch, half: o.Size / 2}
 		n, err := f.ReadFromWithConcurrency(sr, 0)
 		_ = src.Close()
 		if err != nil {
@@ -504,6 +505,9 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 }
 
 func (ch *Channel) step(name string) {
+	if name == "before-rename" {
+		failpoint.Hit(failpoint.UploadedBeforeRename)
+	}
 	if ch.hook != nil {
 		ch.hook(name)
 	}
@@ -549,6 +553,8 @@ type sourceReader struct {
 	r     io.Reader
 	touch func()
 	err   error
+	half  int64 // the mid-upload crash point fires past this many bytes
+	n     int64
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
@@ -558,6 +564,9 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	s.touch()
+	if s.n += int64(n); s.n > s.half && s.half > 0 {
+		failpoint.Hit(failpoint.MidUpload)
+	}
 	if err != nil && err != io.EOF {
 		s.err = err
 	}

@@ -10,6 +10,17 @@ import (
 	"syscall"
 )
 
+// The crash points. gateway.Failpoints lists them all; the README too.
+const (
+	IntakeCommitted         = "intake-committed"                  // batch committed in the spool, HTTP reply not yet written
+	SealedBeforeSend        = "sealed-before-send"                // sealed file and SEALED state committed, nothing sent
+	MidUpload               = "mid-upload"                        // about half of the sealed bytes written to the bank's temporary name
+	UploadedBeforeRename    = "uploaded-before-rename"            // temporary file complete on the bank side, not yet renamed
+	RenamedBeforeSpoolKnows = "renamed-before-spool-knows"        // final name in place at the bank, the spool still says SENDING
+	MidFeedbackApply        = "mid-feedback-apply"                // half of a return file's results inserted, transaction open
+	FeedbackBeforeArchive   = "feedback-committed-before-archive" // return file applied and committed, not yet archived at the bank
+)
+
 // Env is the variable that arms a failpoint.
 const Env = "YKT_FAILPOINT"
 

@@ -1,0 +1,4 @@
+package main
+
+// The one place that compiles the bank channel plugins in.
+import _ "yktgw/banks/all"
