@@ -150,6 +150,16 @@ type Banksim struct {
 	FailRate       float64       `mapstructure:"fail_rate"` // share of records the simulator fails; not money
 	Seed           int64         `mapstructure:"seed"`
 	Delay          time.Duration `mapstructure:"delay"`
+	// User is the SSH login name the simulator accepts (default: the bank's
+	// channel option "user").
+	User string `mapstructure:"user"`
+	// SigningKey and Certificate are the simulated bank's SM2 key (encrypted
+	// PKCS#8, opened with PassphraseFile or YKT_KEY_PASSPHRASE) and
+	// certificate; GatewayCertificate is ours as the bank pins it.
+	SigningKey         string `mapstructure:"signing_key"`
+	Certificate        string `mapstructure:"certificate"`
+	GatewayCertificate string `mapstructure:"gateway_certificate"`
+	PassphraseFile     string `mapstructure:"passphrase_file"`
 }
 
 // Default returns the configuration used for every key a file does not set.
@@ -176,6 +186,8 @@ func Default() *Config {
 			Listen: "127.0.0.1:2222", Root: "var/banksim",
 			HostKey: "keys/banksim_host_ed25519", AuthorizedKeys: "keys/gateway_ssh.pub",
 			Seed: 1, Delay: time.Second,
+			SigningKey: "keys/bank-demo.key.pem", Certificate: "keys/bank-demo.cert.pem",
+			GatewayCertificate: "keys/gateway.cert.pem", PassphraseFile: "keys/passphrase",
 		},
 	}
 }
@@ -290,6 +302,10 @@ func (c *Config) pathKeys() []pathKey {
 		{"banksim.root", &c.Banksim.Root},
 		{"banksim.host_key", &c.Banksim.HostKey},
 		{"banksim.authorized_keys", &c.Banksim.AuthorizedKeys},
+		{"banksim.signing_key", &c.Banksim.SigningKey},
+		{"banksim.certificate", &c.Banksim.Certificate},
+		{"banksim.gateway_certificate", &c.Banksim.GatewayCertificate},
+		{"banksim.passphrase_file", &c.Banksim.PassphraseFile},
 	}
 	for i := range c.Banks {
 		b := &c.Banks[i]
@@ -458,6 +474,9 @@ func (c *Config) Validate() error {
 		p.required("banksim.root", c.Banksim.Root)
 		p.required("banksim.host_key", c.Banksim.HostKey)
 		p.required("banksim.authorized_keys", c.Banksim.AuthorizedKeys)
+		p.required("banksim.signing_key", c.Banksim.SigningKey)
+		p.required("banksim.certificate", c.Banksim.Certificate)
+		p.required("banksim.gateway_certificate", c.Banksim.GatewayCertificate)
 		if _, ok := seenBank[c.Banksim.Bank]; !ok {
 			p.add(fmt.Sprintf("banksim.bank: %q is not a configured bank", c.Banksim.Bank))
 		}
@@ -515,6 +534,8 @@ func (c *Config) CheckFiles() []string {
 	if c.Banksim.Bank != "" {
 		check("banksim.host_key", c.Banksim.HostKey)
 		check("banksim.authorized_keys", c.Banksim.AuthorizedKeys)
+		check("banksim.certificate", c.Banksim.Certificate)
+		check("banksim.gateway_certificate", c.Banksim.GatewayCertificate)
 	}
 	return p
 }
