@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emmansun/gmsm/sm3"
 	"github.com/emmansun/gmsm/smx509"
@@ -439,11 +440,10 @@ func (s *Sim) publish(pr pendingReturn) error {
 			return err
 		}
 	}
-	if err := s.root.Rename(src, dst); err != nil {
-		return err
-	}
-	_ = s.root.Remove(src + ".json")
+	// The counters are saved before the rename, so whoever sees the file
+	// (in this process or through sim-stats.json) sees it counted.
 	s.mu.Lock()
+	before := s.st
 	s.st.ReturnsWritten++
 	s.st.Records += pr.Records
 	s.st.PaidRecords += pr.Paid
@@ -454,7 +454,14 @@ func (s *Sim) publish(pr pendingReturn) error {
 		s.st.MalformedReturns++
 	}
 	s.saveLocked()
+	if err := s.root.Rename(src, dst); err != nil {
+		s.st = before
+		s.saveLocked()
+		s.mu.Unlock()
+		return err
+	}
 	s.mu.Unlock()
+	_ = s.root.Remove(src + ".json")
 	s.log.Info("return file written", "return_file", pr.Name, "bank_batch_no", pr.BankBatchNo,
 		"records", pr.Records, "paid", pr.Paid, "failed", pr.Failed, "paid_fen", pr.PaidFen, "failed_fen", pr.FailedFen,
 		"malformed", pr.Malformed)
@@ -463,13 +470,18 @@ func (s *Sim) publish(pr pendingReturn) error {
 		if err != nil {
 			return err
 		}
-		if err := s.writeFileSync(path.Join(s.fbDir, dupName), data); err != nil {
-			return fmt.Errorf("duplicate copy: %w", err)
-		}
 		s.mu.Lock()
 		s.st.DuplicateReturns++
 		s.saveLocked()
+		err = s.writeFileSync(path.Join(s.fbDir, dupName), data)
+		if err != nil {
+			s.st.DuplicateReturns--
+			s.saveLocked()
+		}
 		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("duplicate copy: %w", err)
+		}
 		s.log.Warn("fault: return file written twice", "return_file", pr.Name, "copy", dupName)
 	}
 	return nil
@@ -551,7 +563,7 @@ func batchNoFromName(tmpl string) func(string) string {
 	re.WriteString(regexp.QuoteMeta(tmpl[last:]))
 	re.WriteString("$")
 	r, err := regexp.Compile(re.String())
-	if err != nil || !has {
+	if err != nil || !has || !utf8.ValidString(tmpl) {
 		return func(string) string { return "" }
 	}
 	return func(name string) string {
