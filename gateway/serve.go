@@ -91,6 +91,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 			}
 			opts[k] = v
 		}
+		if _, set := opts["feedback_pattern"]; !set && p.FeedbackPattern != "" {
+			opts["feedback_pattern"] = p.FeedbackPattern
+		}
 		ch, err := banks.New(banks.WithLogger(ctx, log.With("bank", bc.Code)), p.Channel.Type, opts)
 		if err != nil {
 			closeAll()

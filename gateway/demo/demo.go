@@ -128,7 +128,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	// 2. The gateway, from a config file written as ops would write it.
 	cfgPath := filepath.Join(dir, "yktgw.yaml")
-	if err := writeConfig(cfgPath, ks, bankAddr, profilePath, calPath); err != nil {
+	if err := WriteConfig(cfgPath, "127.0.0.1:0", ks, bankAddr, profilePath, calPath); err != nil {
 		return Result{}, err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -276,13 +276,16 @@ func newBar(w io.Writer, n int) *progressbar.ProgressBar {
 		progressbar.OptionSetDescription("starting"))
 }
 
-func writeConfig(path string, ks *sim.KeySet, bankAddr, profile, calendar string) error {
+// WriteConfig writes a gateway config for the DEMO bank simulated at
+// bankAddr, with the key set ks, listening on listen. Tests of the real
+// binary use it too.
+func WriteConfig(path, listen string, ks *sim.KeySet, bankAddr, profile, calendar string) error {
 	host, port, err := splitHostPort(bankAddr)
 	if err != nil {
 		return err
 	}
 	cfg := fmt.Sprintf(`# written by yktgw demo
-listen: 127.0.0.1:0
+listen: %s
 spool: {driver: sqlite, path: var/spool.db, dir: var/spool}
 keys:
   data_key_file: %q
@@ -307,7 +310,7 @@ dispatcher: {poll_interval: 200ms, max_attempts: 8, backoff_initial: 500ms, back
 feedback: {poll_interval: 300ms, min_file_age: 300ms}
 calendar: [%q]
 log: {level: info, format: json}
-`, ks.DataKeyFile, ks.PassphraseFile, ks.GatewayKeyFile, ks.GatewayCertFile, profile, ks.BankCertFile, host, port, ks.ClientKeyFile, ks.KnownHostsLine, calendar)
+`, listen, ks.DataKeyFile, ks.PassphraseFile, ks.GatewayKeyFile, ks.GatewayCertFile, profile, ks.BankCertFile, host, port, ks.ClientKeyFile, ks.KnownHostsLine, calendar)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 
