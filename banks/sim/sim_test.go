@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 
 // testKeys makes one key set per test binary (SM2 key generation and
 // PBKDF2 are the slow part under -race).
-func testKeys(t *testing.T) *KeySet {
+func testKeys(t testing.TB) *KeySet {
 	t.Helper()
 	keysOnce.Do(func() {
 		keysDir, keysErr = os.MkdirTemp("", "banksim-keys-")
@@ -71,7 +71,7 @@ func testKeys(t *testing.T) *KeySet {
 	return keys
 }
 
-func demo(t *testing.T) *banks.Profile {
+func demo(t testing.TB) *banks.Profile {
 	t.Helper()
 	p, err := banks.LoadProfile(demoProfile)
 	if err != nil {
@@ -81,7 +81,7 @@ func demo(t *testing.T) *banks.Profile {
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	ks   *KeySet
 	prof *banks.Profile
 	sim  *Sim
@@ -92,7 +92,7 @@ type env struct {
 
 // start runs a simulator over the DEMO profile on a fresh root (or the one
 // given) and connects the real sftp channel to it, host key pinned.
-func start(t *testing.T, root string, mod func(*Config)) *env {
+func start(t testing.TB, root string, mod func(*Config)) *env {
 	t.Helper()
 	ks := testKeys(t)
 	if root == "" {
@@ -185,7 +185,7 @@ func (e *env) send(bbn, name string, data []byte) error {
 	return err
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
