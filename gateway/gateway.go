@@ -91,6 +91,9 @@ func New(d Deps) (*Gateway, error) {
 	return g, nil
 }
 
+// Profile returns a bank profile (nil if unknown).
+func (g *Gateway) Profile(code string) *banks.Profile { return g.profiles[code] }
+
 // Store returns the spool.
 func (g *Gateway) Store() spool.Store { return g.store }
 
