@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
@@ -10,10 +11,14 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"sync"
 
+	"github.com/emmansun/gmsm/padding"
 	"github.com/emmansun/gmsm/pkcs"
 	"github.com/emmansun/gmsm/pkcs7"
 	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/sm3"
+	"github.com/emmansun/gmsm/sm4"
 	"github.com/emmansun/gmsm/smx509"
 )
 
@@ -24,9 +29,10 @@ const (
 )
 
 // DefaultMaxBytes bounds the payload SignAndSeal and OpenAndVerify hold in
-// memory. Peak memory is about five times the payload (plain, signed,
-// encrypted, DER and the output buffer); a bank profile's
-// max_records_per_file must keep a rendered file under this bound.
+// memory. Peak memory is about three times the payload (SignAndSeal: the
+// plain input, the signed data, the ciphertext; OpenAndVerify: the sealed
+// input and the decrypted signed data, plus whatever dst buffers); a bank
+// profile's max_records_per_file must keep a rendered file under this bound.
 const DefaultMaxBytes = 64 << 20
 
 // sealSlack is what an envelope adds to its payload at most (certificate,
@@ -82,6 +88,12 @@ var (
 
 // readBounded reads all of r, failing with ErrTooLarge past limit bytes.
 func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
+	return readBoundedAt(r, limit, 0, 0, what)
+}
+
+// readBoundedAt is readBounded leaving prefix zero bytes before the data and
+// room for extra bytes after it (without counting them against limit).
+func readBoundedAt(r io.Reader, limit int64, prefix, extra int, what string) ([]byte, error) {
 	// Size the buffer once when the reader knows its length: io.ReadAll's
 	// doubling would allocate, clear and copy about twice the payload.
 	hint := int64(512)
@@ -94,7 +106,7 @@ func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
 		}
 	}
 	hint = min(hint, limit) + 1 // +1: the read that sees EOF (or the byte over the limit)
-	buf := make([]byte, 0, hint)
+	buf := getPayloadBuf(int(int64(prefix) + hint + int64(extra)))[:prefix]
 	lr := io.LimitReader(r, limit+1)
 	for {
 		if len(buf) == cap(buf) {
@@ -109,10 +121,48 @@ func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
 			return nil, fmt.Errorf("crypto: read %s: %w", what, err)
 		}
 	}
-	if int64(len(buf)) > limit {
+	if int64(len(buf)-prefix) > limit {
 		return nil, fmt.Errorf("crypto: %s larger than %d bytes (raise max_bytes or lower max_records_per_file): %w", what, limit, ErrTooLarge)
 	}
 	return buf, nil
+}
+
+// allocNoZero returns a zero-length slice with capacity at least n whose
+// memory is not cleared: bytes.Buffer.Grow allocates without zeroing, which
+// saves a pass over a 10 MB payload that is about to be overwritten anyway.
+// Callers must never expose bytes they did not write.
+func allocNoZero(n int) []byte {
+	var b bytes.Buffer
+	b.Grow(n)
+	return b.Bytes()[:0:n]
+}
+
+// payloadPool recycles the large buffers SignAndSeal and OpenAndVerify read
+// payloads into: a batch split into several files is sealed file after file,
+// and a fresh 10 MB allocation costs more (page faults, clearing) than the
+// copy into it. sync.Pool drops idle buffers within two GC cycles, so an idle
+// daemon does not keep them.
+var payloadPool sync.Pool // of *[]byte
+
+const poolMin = 1 << 20 // smaller buffers are not worth pooling
+
+func getPayloadBuf(n int) []byte {
+	if n >= poolMin {
+		if p, ok := payloadPool.Get().(*[]byte); ok {
+			if cap(*p) >= n {
+				return (*p)[:0]
+			}
+			payloadPool.Put(p)
+		}
+	}
+	return allocNoZero(n)
+}
+
+func putPayloadBuf(b []byte) {
+	if cap(b) >= poolMin {
+		b = b[:0]
+		payloadPool.Put(&b)
+	}
 }
 
 // SignAndSeal reads src whole (at most opt.MaxBytes), signs it as PKCS#7
@@ -120,8 +170,7 @@ func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
 // in a GB/T 35275 EnvelopedData (SM4-GCM or SM4-CBC content key wrapped with
 // SM2 for every certificate in to), and writes the DER to dst.
 func SignAndSeal(dst io.Writer, src io.Reader, from Party, to []*smx509.Certificate, opt SealOptions) error {
-	ciph, err := opt.cipher()
-	if err != nil {
+	if _, err := opt.cipher(); err != nil {
 		return err
 	}
 	if from.Key == nil || from.Cert == nil {
@@ -145,19 +194,35 @@ func SignAndSeal(dst io.Writer, src io.Reader, from Party, to []*smx509.Certific
 			return fmt.Errorf("crypto: seal (CFCA): recipient %q has no SubjectKeyIdentifier", c.Subject.CommonName)
 		}
 	}
-	content, err := readBounded(src, opt.maxBytes(), "payload")
+	// Read the payload straight into its place inside the SignedData, which
+	// is then encrypted in place: the payload is copied once (from src), not
+	// once per layer.
+	const headRoom = 256 // > any SignedData header before the content
+	tailRoom := 4096 + len(from.Cert.Raw)
+	buf, err := readBoundedAt(src, opt.maxBytes(), headRoom, tailRoom, "payload")
 	if err != nil {
 		return err
 	}
+	defer putPayloadBuf(buf) // dst.Write does not retain its argument (io.Writer)
+	content := buf[headRoom:]
 	uid := opt.SignerID
 	if len(uid) == 0 {
 		uid = from.SignerID
 	}
-	signed, err := SignPKCS7(content, from.Key, from.Cert, uid, false)
+	sum := sm3.Sum(content)
+	head, tail, err := signedParts(len(content), sum[:], from.Key, from.Cert, uid, false)
 	if err != nil {
 		return err
 	}
-	return writeEnvelope(dst, ciph, signed, to, opt.CFCA)
+	var signed []byte
+	if len(head) <= headRoom {
+		start := headRoom - len(head)
+		copy(buf[start:], head)
+		signed = append(buf[start:], tail...)
+	} else {
+		signed = append(append(head, content...), tail...)
+	}
+	return writeEnvelope(dst, opt.Cipher, signed, to, opt.CFCA)
 }
 
 // Strict mirror of the EnvelopedData gmsm writes, so that any byte changed
@@ -273,6 +338,11 @@ func (r *envRecipient) matches(cert *smx509.Certificate) bool {
 // its content (without looking inside it). Errors: ErrTampered,
 // ErrNotRecipient.
 func OpenEnvelope(der []byte, me Party, opt SealOptions) ([]byte, error) {
+	return openEnvelope(der, me, opt, false)
+}
+
+// openEnvelope with inPlace decrypts into der's own storage.
+func openEnvelope(der []byte, me Party, opt SealOptions, inPlace bool) ([]byte, error) {
 	if me.Key == nil || me.Cert == nil {
 		return nil, errors.New("crypto: open: our key and certificate are required")
 	}
@@ -316,15 +386,53 @@ func OpenEnvelope(der []byte, me Party, opt SealOptions) ([]byte, error) {
 		return nil, fmt.Errorf("crypto: open: no recipient entry for %q (serial %x): %w", me.Cert.Subject.CommonName, me.Cert.SerialNumber, ErrNotRecipient)
 	}
 	defer clear(key)
-	c, err := pkcs.GetCipher(alg)
-	if err != nil {
-		return nil, fmt.Errorf("crypto: open: %v: %w", err, ErrTampered)
+	ct := ed.EncryptedContentInfo.EncryptedContent.Bytes
+	if !inPlace {
+		ct = bytes.Clone(ct)
 	}
-	plain, err := c.Decrypt(key, &alg.Parameters, ed.EncryptedContentInfo.EncryptedContent.Bytes)
+	plain, err := decryptInPlace(alg, key, ct)
 	if err != nil {
 		return nil, fmt.Errorf("crypto: open: content does not decrypt (%v): %w", err, ErrTampered)
 	}
 	return plain, nil
+}
+
+// decryptInPlace reverses encryptInPlace, overwriting ct. SM4-CBC padding is
+// checked strictly (in constant time); a bad pad is tampering.
+func decryptInPlace(alg pkix.AlgorithmIdentifier, key, ct []byte) ([]byte, error) {
+	block, err := sm4.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case alg.Algorithm.Equal(oidSM4GCM):
+		var params struct {
+			Nonce  []byte
+			ICVLen int `asn1:"default:12,optional"`
+		}
+		if rest, err := asn1.Unmarshal(alg.Parameters.FullBytes, &params); err != nil || len(rest) != 0 {
+			return nil, errors.New("bad GCM parameters")
+		}
+		if len(params.Nonce) == 0 || params.ICVLen != gcmTagSize {
+			return nil, errors.New("unsupported GCM nonce or tag length")
+		}
+		aead, err := cipher.NewGCMWithNonceSize(block, len(params.Nonce))
+		if err != nil {
+			return nil, err
+		}
+		return aead.Open(ct[:0], params.Nonce, ct, nil)
+	case alg.Algorithm.Equal(oidSM4CBC):
+		var iv []byte
+		if rest, err := asn1.Unmarshal(alg.Parameters.FullBytes, &iv); err != nil || len(rest) != 0 || len(iv) != sm4.BlockSize {
+			return nil, errors.New("bad CBC IV")
+		}
+		if len(ct) == 0 || len(ct)%sm4.BlockSize != 0 {
+			return nil, errors.New("CBC ciphertext not whole blocks")
+		}
+		cipher.NewCBCDecrypter(block, iv).CryptBlocks(ct, ct)
+		return padding.NewPKCS7Padding(sm4.BlockSize).ConstantTimeUnpad(ct)
+	}
+	return nil, fmt.Errorf("content cipher %v", alg.Algorithm)
 }
 
 // OpenAndVerify reads a sealed file from src (at most opt.MaxBytes plus
@@ -344,6 +452,7 @@ func OpenAndVerify(dst io.Writer, src io.Reader, me Party, from *smx509.Certific
 	if err != nil {
 		return err
 	}
+	defer putPayloadBuf(raw) // the content is decrypted in place in raw
 	der := raw
 	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("-----BEGIN")) {
 		b, _ := pem.Decode(bytes.TrimSpace(raw))
@@ -352,7 +461,7 @@ func OpenAndVerify(dst io.Writer, src io.Reader, me Party, from *smx509.Certific
 		}
 		der = b.Bytes
 	}
-	signed, err := OpenEnvelope(der, me, opt)
+	signed, err := openEnvelope(der, me, opt, true) // raw is ours to overwrite
 	if err != nil {
 		return err
 	}

@@ -272,9 +272,8 @@ func TestEnvelopeMatchesGmsm(t *testing.T) {
 		for _, c := range []string{CipherSM4GCM, CipherSM4CBC} {
 			for _, cf := range []bool{false, true} {
 				opt := SealOptions{Cipher: c, CFCA: cf}
-				ciph, _ := opt.cipher()
 				var buf bytes.Buffer
-				if err := writeEnvelope(&buf, ciph, content, mustCerts(bank.Cert, bank2.Cert), cf); err != nil {
+				if err := writeEnvelope(&buf, c, bytes.Clone(content), mustCerts(bank.Cert, bank2.Cert), cf); err != nil {
 					t.Fatal(err)
 				}
 				der := buf.Bytes()

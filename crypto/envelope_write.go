@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509/pkix"
@@ -9,9 +10,9 @@ import (
 	"io"
 	"math/big"
 
-	"github.com/emmansun/gmsm/pkcs"
 	"github.com/emmansun/gmsm/pkcs7"
 	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/sm4"
 	"github.com/emmansun/gmsm/smx509"
 )
 
@@ -20,8 +21,11 @@ import (
 // streams the ciphertext to dst instead of marshalling it into two more
 // copies: for a 10 MB file that is 20 MB less to allocate, clear and copy.
 // TestEnvelopeMatchesGmsm checks that gmsm opens what this writes.
-func writeEnvelope(dst io.Writer, ciph pkcs.Cipher, content []byte, to []*smx509.Certificate, cfcaProfile bool) error {
-	key := make([]byte, ciph.KeySize())
+//
+// The content is encrypted in place (its backing array is overwritten; for
+// SM4-CBC it needs 16 bytes of spare capacity to avoid a copy).
+func writeEnvelope(dst io.Writer, cipherName string, content []byte, to []*smx509.Certificate, cfcaProfile bool) error {
+	key := make([]byte, 16)
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("crypto: random: %w", err)
 	}
@@ -60,7 +64,7 @@ func writeEnvelope(dst io.Writer, ciph pkcs.Cipher, content []byte, to []*smx509
 			EncryptedKey:           wrapped,
 		})
 	}
-	alg, ciphertext, err := ciph.Encrypt(rand.Reader, key, content)
+	alg, ciphertext, err := encryptInPlace(cipherName, key, content)
 	if err != nil {
 		return fmt.Errorf("crypto: seal: encrypt: %w", err)
 	}
@@ -85,6 +89,53 @@ func writeEnvelope(dst io.Writer, ciph pkcs.Cipher, content []byte, to []*smx509
 		return fmt.Errorf("crypto: write sealed: %w", err)
 	}
 	return nil
+}
+
+// encryptInPlace encrypts content with SM4-GCM (12-byte random nonce,
+// 16-byte tag) or SM4-CBC (random IV, PKCS#7 padding) reusing its storage,
+// and returns the algorithm identifier exactly as gmsm's pkcs package
+// encodes it (GCMParameters; or the IV as an OCTET STRING).
+func encryptInPlace(cipherName string, key, content []byte) (*pkix.AlgorithmIdentifier, []byte, error) {
+	block, err := sm4.NewCipher(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch cipherName {
+	case "", CipherSM4GCM:
+		nonce := make([]byte, gcmNonceSize)
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, nil, err
+		}
+		params, err := asn1.Marshal(struct {
+			Nonce  []byte
+			ICVLen int
+		}{nonce, aead.Overhead()})
+		if err != nil {
+			return nil, nil, err
+		}
+		ct := aead.Seal(content[:0], nonce, content, nil)
+		return &pkix.AlgorithmIdentifier{Algorithm: oidSM4GCM, Parameters: asn1.RawValue{FullBytes: params}}, ct, nil
+	case CipherSM4CBC:
+		iv := make([]byte, sm4.BlockSize)
+		if _, err := rand.Read(iv); err != nil {
+			return nil, nil, err
+		}
+		n := sm4.BlockSize - len(content)%sm4.BlockSize
+		for i := 0; i < n; i++ {
+			content = append(content, byte(n))
+		}
+		cipher.NewCBCEncrypter(block, iv).CryptBlocks(content, content)
+		params, err := asn1.Marshal(iv)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &pkix.AlgorithmIdentifier{Algorithm: oidSM4CBC, Parameters: asn1.RawValue{FullBytes: params}}, content, nil
+	}
+	return nil, nil, fmt.Errorf("unknown cipher %q", cipherName)
 }
 
 // envelopePrefix returns the DER of a ContentInfo holding ed, up to and

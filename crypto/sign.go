@@ -92,18 +92,35 @@ func sm2Digest(pub *ecdsa.PublicKey, uid []byte, r io.Reader) ([]byte, error) {
 // its cfca package verify it, see TestPKCS7SignedData), but copies the
 // content once instead of three times and takes any signer ID.
 func SignPKCS7(content []byte, key *sm2.PrivateKey, cert *smx509.Certificate, uid []byte, detached bool) ([]byte, error) {
-	if !KeyMatchesCert(key, cert) {
-		return nil, errors.New("crypto: sign: private key does not match the certificate")
-	}
-	fail := func(err error) ([]byte, error) { return nil, fmt.Errorf("crypto: signed data: %w", err) }
 	sum := sm3.Sum(content)
+	head, tail, err := signedParts(len(content), sum[:], key, cert, uid, detached)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+len(content)+len(tail))
+	out = append(out, head...)
+	if !detached {
+		out = append(out, content...)
+	}
+	return append(out, tail...), nil
+}
+
+// signedParts returns the DER of a SignedData over content of contentLen
+// bytes with SM3 digest sum, split around the content: head || content ||
+// tail (or head || tail when detached). SignAndSeal reads the content
+// straight into place between them.
+func signedParts(contentLen int, sum []byte, key *sm2.PrivateKey, cert *smx509.Certificate, uid []byte, detached bool) (head, tail []byte, err error) {
+	if !KeyMatchesCert(key, cert) {
+		return nil, nil, errors.New("crypto: sign: private key does not match the certificate")
+	}
+	fail := func(err error) ([]byte, []byte, error) { return nil, nil, fmt.Errorf("crypto: signed data: %w", err) }
 	attrs := make([]pkcs7Attr, 0, 3)
 	for _, a := range []struct {
 		t asn1.ObjectIdentifier
 		v any
 	}{
 		{pkcs7.OIDAttributeContentType, pkcs7.SM2OIDData},
-		{pkcs7.OIDAttributeMessageDigest, sum[:]},
+		{pkcs7.OIDAttributeMessageDigest, sum},
 		{pkcs7.OIDAttributeSigningTime, timeNow().UTC()},
 	} {
 		v, err := asn1.Marshal(a.v)
@@ -161,12 +178,11 @@ func SignPKCS7(content []byte, key *sm2.PrivateKey, cert *smx509.Certificate, ui
 	if detached {
 		ciHead = append(derHeader(0x30, len(dataOID)), dataOID...)
 	} else {
-		octet := derHeader(0x04, len(content))
-		wrap := derHeader(0xa0, len(octet)+len(content))
-		ciHead = append(derHeader(0x30, len(dataOID)+len(wrap)+len(octet)+len(content)), dataOID...)
+		octet := derHeader(0x04, contentLen)
+		wrap := derHeader(0xa0, len(octet)+contentLen)
+		ciHead = append(derHeader(0x30, len(dataOID)+len(wrap)+len(octet)+contentLen), dataOID...)
 		ciHead = append(append(ciHead, wrap...), octet...)
 	}
-	contentLen := len(content)
 	if detached {
 		contentLen = 0
 	}
@@ -178,15 +194,10 @@ func SignPKCS7(content []byte, key *sm2.PrivateKey, cert *smx509.Certificate, ui
 	outerLen := len(signedOID) + len(explicit) + len(sdHead) + sdLen
 	outer := derHeader(0x30, outerLen)
 
-	out := make([]byte, 0, len(outer)+outerLen)
 	for _, part := range [][]byte{outer, signedOID, explicit, sdHead, version, digestAlgs, ciHead} {
-		out = append(out, part...)
+		head = append(head, part...)
 	}
-	if !detached {
-		out = append(out, content...)
-	}
-	out = append(append(out, certs...), signerInfos...)
-	return out, nil
+	return head, append(certs, signerInfos...), nil
 }
 
 var (
