@@ -78,7 +78,7 @@ func (h *handlers) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	w := &writer{h: h, f: f, name: name}
 	if h.s.inOutbound(name) {
 		w.slow = h.s.faults().SlowWrites
-		w.drop = h.s.takeDrop()
+		w.drop.Store(h.s.takeDrop())
 	}
 	return w, nil
 }
@@ -92,7 +92,7 @@ type writer struct {
 	f      *os.File
 	name   string
 	slow   time.Duration
-	drop   bool
+	drop   atomic.Bool // pkg/sftp calls WriteAt from several workers at once
 	failed atomic.Bool
 	once   sync.Once
 }
@@ -101,10 +101,9 @@ func (w *writer) WriteAt(p []byte, off int64) (int, error) {
 	if w.slow > 0 {
 		time.Sleep(w.slow)
 	}
-	if w.drop {
+	if w.drop.CompareAndSwap(true, false) {
 		// The fault: half of this request's bytes reach the disk, then the
 		// network "fails". The file keeps its (temporary) name.
-		w.drop = false
 		n, _ := w.f.WriteAt(p[:len(p)/2], off)
 		w.failed.Store(true)
 		w.h.s.noteDrop(w.name, off+int64(n))

@@ -141,6 +141,10 @@ func (s *Sim) process(name string) {
 		s.reject(name, digest, "parse", parseProblem(err))
 		return
 	}
+	if summary.Count > p.MaxRecordsPerFile {
+		s.reject(name, digest, "parse", fmt.Errorf("%d records, more than max_records_per_file %d", summary.Count, p.MaxRecordsPerFile))
+		return
+	}
 	bbn := summary.BankBatchNo
 	if bbn == "" {
 		bbn = s.nameBBN(name)
@@ -291,7 +295,8 @@ func parseProblem(err error) error {
 // rejectGrace is how long a rejected file stays under its name before it
 // is moved aside: the sender stats the file right after its rename, and a
 // file vanishing under its feet would look like a lost upload.
-const rejectGrace = 2 * time.Second
+// A variable only so that tests can shorten it.
+var rejectGrace = 2 * time.Second
 
 // reject counts a file that failed to open, verify or parse, and after
 // rejectGrace moves it to rejected/ (unless it was replaced meanwhile) so

@@ -179,6 +179,8 @@ type Sim struct {
 	sshCfg  *ssh.ServerConfig
 	nameBBN func(string) string
 
+	lastFaults string // content of the faults file last applied (scanner goroutine only)
+
 	mu      sync.Mutex
 	f       Faults
 	st      Stats
@@ -552,13 +554,15 @@ func (s *Sim) worker() {
 	}
 }
 
-// scanner picks up files that appeared in the outbound directory by other
-// means than this simulator's SFTP server (or while it was stopped).
+// scanner applies the faults file and picks up files that appeared in the
+// outbound directory by other means than this simulator's SFTP server (or
+// while it was stopped).
 func (s *Sim) scanner() {
 	defer s.wg.Done()
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
+		s.checkFaultsFile()
 		s.scan()
 		select {
 		case <-s.ctx.Done():

@@ -39,6 +39,7 @@ var (
 
 func TestMain(m *testing.M) {
 	crypto.PBKDF2Iterations = 2048 // test keys only; the count is stored in each key file
+	rejectGrace = 300 * time.Millisecond
 	code := m.Run()
 	if keysDir != "" {
 		_ = os.RemoveAll(keysDir)
@@ -741,5 +742,52 @@ func TestSetupKeysIdempotent(t *testing.T) {
 	}
 	if _, err := SetupKeys(dir, []byte("p")); err == nil {
 		t.Fatal("incomplete party accepted")
+	}
+}
+
+// TestFaultsFile: another process sets faults through <root>/sim-faults.json.
+func TestFaultsFile(t *testing.T) {
+	e := start(t, "", nil)
+	want := Faults{DuplicateReturn: true, DropMidUpload: 1, SlowWrites: time.Millisecond, LateReturn: 30 * time.Millisecond}
+	if err := WriteFaultsFile(e.root, want); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "faults applied", 10*time.Second, func() bool { return e.sim.faults() == want })
+	sealed, _ := e.batch("B0300", 4, e.ks.Gateway)
+	if err := e.send("B0300", "DEMO_PAY_B0300.txt.p7", sealed); err == nil {
+		t.Fatal("armed drop did not happen")
+	}
+	if err := e.send("B0300", "DEMO_PAY_B0300.txt.p7", sealed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two return files", 10*time.Second, func() bool { return len(e.feedback()) == 2 })
+	// The same faults written again arm the drop again; junk is ignored.
+	if err := WriteFaultsFile(e.root, want); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drop re-armed", 10*time.Second, func() bool { return e.sim.faults().DropMidUpload == 1 })
+	if err := os.WriteFile(filepath.Join(e.root, FaultsFile), []byte(`{"late_return":"soon"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if got := e.sim.faults(); got != want {
+		t.Fatalf("a bad faults file changed the faults: %+v", got)
+	}
+	for _, bad := range []string{`{`, `{"slow_writes":"-1s"}`, `{"drop_mid_upload":-1}`} {
+		if _, err := parseFaults([]byte(bad)); err == nil {
+			t.Errorf("parseFaults(%s) accepted", bad)
+		}
+	}
+}
+
+func TestTooManyRecordsRejected(t *testing.T) {
+	e := start(t, "", func(c *Config) { c.Profile.MaxRecordsPerFile = 3 })
+	sealed, _ := e.batch("B0400", 4, e.ks.Gateway)
+	if err := e.send("B0400", "DEMO_PAY_B0400.txt.p7", sealed); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rejection", 10*time.Second, func() bool { return e.sim.Stats().Rejected == 1 })
+	if st := e.sim.Stats(); st.Accepted != 0 {
+		t.Fatalf("stats = %+v", st)
 	}
 }
