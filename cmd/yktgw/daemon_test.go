@@ -5,9 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,17 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"yktgw/crypto"
-	"yktgw/gateway"
 	"yktgw/internal/gen"
-	"yktgw/spool"
-	"yktgw/spool/sqlite"
 
 	_ "github.com/mattn/go-sqlite3"
 )
@@ -76,49 +69,6 @@ type daemonEnv struct {
 	token  string
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
-}
-
-func newDaemonEnv(t *testing.T) *daemonEnv {
-	t.Helper()
-	dir := t.TempDir()
-	root, _ := filepath.Abs("../..")
-	if err := crypto.GenerateDataKeyFile(filepath.Join(dir, "data.key")); err != nil {
-		t.Fatal(err)
-	}
-	pass := []byte("test passphrase")
-	if err := os.WriteFile(filepath.Join(dir, "passphrase"), pass, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, party := range []string{"gateway", "bank-demo"} {
-		if err := crypto.GenerateParty(dir, party, pass, 365*24*time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := &daemonEnv{t: t, dir: dir, addr: freePort(t)}
-	cfg := fmt.Sprintf(`listen: %s
-spool: {driver: sqlite, path: var/spool.db, dir: var/spool}
-keys: {data_key_file: data.key, passphrase_file: passphrase, signing_key: gateway.key.pem, certificate: gateway.cert.pem}
-subsidies:
-  - {code: GDZL, name: 耕地地力保护补贴, cap_fen: 5000000, department: agriculture}
-banks:
-  - {code: DEMO, profile: %s/testdata/banks/demo/profile.yaml, certificate: bank-demo.cert.pem}
-calendar: [%s/config/calendar/cn-2026.yaml]
-log: {level: info, format: json}
-`, d.addr, root, root)
-	d.config = filepath.Join(dir, "yktgw.yaml")
-	if err := os.WriteFile(d.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(yktgwBinary(t), "token", "create", "--config", d.config, "--name", "county", "--tenants", "210102", "--roles", "submitter,viewer").CombinedOutput()
-	if err != nil {
-		t.Fatalf("token create: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	d.token = lines[len(lines)-1]
-	if !strings.HasPrefix(d.token, "ykt_") {
-		t.Fatalf("token create printed %q last", d.token)
-	}
-	return d
 }
 
 // start runs the daemon with extra environment and waits until it is ready.
@@ -189,14 +139,6 @@ func (d *daemonEnv) request(method, path, ctype string, body io.Reader) (int, []
 	return res.StatusCode, b, err
 }
 
-func (d *daemonEnv) store() *sqlite.Store {
-	d.t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(d.dir, "var/spool.db"))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return st
-}
 
 func ndjson(t *testing.T, s gen.Spec) []byte {
 	var b bytes.Buffer
@@ -206,63 +148,39 @@ func ndjson(t *testing.T, s gen.Spec) []byte {
 	return b.Bytes()
 }
 
-// An acknowledged batch survives kill -9 intact.
+// An acknowledged batch survives kill -9 intact, and is then paid exactly once.
 func TestDaemonKilledKeepsAcknowledgedBatch(t *testing.T) {
-	d := newDaemonEnv(t)
-	d.start()
-	defer d.kill()
+	e := newBankEnv(t, 0.1)
+	e.start()
 	spec := gen.Spec{BatchID: "B-KILL", N: 3000}
-	status, body, err := d.request("POST", "/v1/batches", "application/x-ndjson", bytes.NewReader(ndjson(t, spec)))
+	status, body, err := e.request("POST", "/v1/batches", "application/x-ndjson", bytes.NewReader(ndjson(t, spec)))
 	if err != nil || status != 201 {
 		t.Fatalf("submit: %d %s %v", status, body, err)
 	}
-	d.kill()
-	d.start()
-	status, body, err = d.request("GET", "/v1/batches/B-KILL", "", nil)
-	if err != nil || status != 200 {
-		t.Fatalf("after restart: %d %s %v", status, body, err)
-	}
-	var v gateway.BatchView
-	json.Unmarshal(body, &v)
+	e.kill()
+	e.start()
+	defer e.kill()
+	v, ok := e.batch("B-KILL")
 	h := gen.Make(spec)
-	if v.State != spool.BatchQueued || v.TotalCount != 3000 || v.TotalFen != h.TotalFen || len(v.Records) != 1 || v.Records[0].Count != 3000 || v.Records[0].Fen != h.TotalFen {
+	n, fen := 0, int64(0)
+	for _, c := range v.Records {
+		n += c.Count
+		fen += c.Fen
+	}
+	if !ok || v.TotalCount != 3000 || v.TotalFen != h.TotalFen || n != 3000 || fen != h.TotalFen {
 		t.Fatalf("after restart: %+v", v)
 	}
 	// Replaying the submission is answered with the first answer, not a second batch.
-	status, _, _ = d.request("POST", "/v1/batches", "application/x-ndjson", bytes.NewReader(ndjson(t, spec)))
-	if status != 200 {
+	if status, _, _ := e.request("POST", "/v1/batches", "application/x-ndjson", bytes.NewReader(ndjson(t, spec))); status != 200 {
 		t.Fatalf("replay after restart: %d", status)
 	}
-}
-
-// Crash point intake-committed: the batch is committed but the client never
-// heard back. After restart it is there (and queued), and the client's retry
-// gets 200 with the first answer.
-func TestDaemonCrashAfterCommitBeforeReply(t *testing.T) {
-	d := newDaemonEnv(t)
-	d.start("YKT_FAILPOINT=" + gateway.FPIntakeCommitted)
-	spec := gen.Spec{BatchID: "B-FP", N: 500}
-	status, _, err := d.request("POST", "/v1/batches", "application/x-ndjson", bytes.NewReader(ndjson(t, spec)))
-	if err == nil {
-		t.Fatalf("client got %d although the daemon died before replying", status)
-	}
-	d.wait(10 * time.Second)
-	d.start()
-	defer d.kill()
-	status, body, err := d.request("POST", "/v1/batches", "application/x-ndjson", bytes.NewReader(ndjson(t, spec)))
-	if err != nil || status != 200 {
-		t.Fatalf("retry: %d %s %v", status, body, err)
-	}
-	var v gateway.BatchView
-	json.Unmarshal(body, &v)
-	if v.State != spool.BatchQueued || v.TotalCount != 500 {
-		t.Fatalf("retry view: %+v", v)
-	}
+	e.waitSettled([]string{"B-KILL"}, 60*time.Second)
+	e.checkMoney([]string{"B-KILL"})
 }
 
 // A submission cut off by the daemon's death mid-stream leaves no partial batch.
 func TestDaemonKilledMidStreamLeavesNothing(t *testing.T) {
-	d := newDaemonEnv(t)
+	d := newBankEnv(t, 0).daemonEnv
 	d.start()
 	data := ndjson(t, gen.Spec{BatchID: "B-MID", N: 40000})
 	pr, pw := io.Pipe()
