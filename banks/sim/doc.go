@@ -12,7 +12,7 @@
 // the bank's own idempotency (a bank batch number is accepted once, later
 // files with it are counted as duplicates and never paid), counts everything
 // in Stats (also written to <root>/sim-stats.json), and injects faults on
-// demand (Faults).
+// demand (SetFaults, or <root>/sim-faults.json from another process).
 //
 // It must not be used as a real bank, know about the spool or the gateway's
 // state, or log personal data: it logs file names, bank batch numbers and
