@@ -19,14 +19,16 @@
 //
 // SignAndSeal and OpenAndVerify hold the payload in memory (the GCM tag and
 // the signature both come after the content): at most SealOptions.MaxBytes
-// (DefaultMaxBytes, 64 MiB), peak memory about three times that; larger
-// input fails with ErrTooLarge. A bank profile's max_records_per_file must
-// keep rendered files under it. The SignedData and EnvelopedData DER is
-// written by this package (the content is copied once, the ciphertext is
-// streamed to the writer) and read by a strict DER parser of its own;
-// TestEnvelopeMatchesGmsm and TestPKCS7SignedData prove that gmsm's pkcs7 and
-// cfca packages read what we write and that we read what they write.
-// Detached signatures (SignReader, VerifyReader) stream and have no bound.
+// (DefaultMaxBytes, 64 MiB); larger input fails with ErrTooLarge. A bank
+// profile's max_records_per_file must keep rendered files under it. The
+// payload is read once, straight into its place inside the SignedData, and
+// encrypted (or decrypted) in place, so peak memory is about one payload
+// plus what the caller's dst holds; the large buffers are recycled through a
+// sync.Pool. The SignedData and EnvelopedData DER is written by this package
+// and read by a strict DER parser of its own; TestEnvelopeMatchesGmsm and
+// TestPKCS7SignedData prove that gmsm's pkcs7 and cfca packages read what we
+// write and that we read what they write. Detached signatures (SignReader,
+// VerifyReader) stream and have no bound.
 //
 // # Constant time
 //

@@ -29,10 +29,9 @@ const (
 )
 
 // DefaultMaxBytes bounds the payload SignAndSeal and OpenAndVerify hold in
-// memory. Peak memory is about three times the payload (SignAndSeal: the
-// plain input, the signed data, the ciphertext; OpenAndVerify: the sealed
-// input and the decrypted signed data, plus whatever dst buffers); a bank
-// profile's max_records_per_file must keep a rendered file under this bound.
+// memory (one buffer of about the payload's size, encrypted or decrypted in
+// place); a bank profile's max_records_per_file must keep a rendered file
+// under this bound.
 const DefaultMaxBytes = 64 << 20
 
 // sealSlack is what an envelope adds to its payload at most (certificate,

@@ -98,6 +98,10 @@ func fixedParty(t testing.TB, name string) Party {
 	k, _, c := PartyFiles(dir, name)
 	if *update {
 		if _, err := os.Stat(k); errors.Is(err, os.ErrNotExist) {
+			// Few PBKDF2 rounds: fuzz workers load these keys under coverage
+			// instrumentation, where 100,000 rounds take many seconds.
+			defer func(n int) { PBKDF2Iterations = n }(PBKDF2Iterations)
+			PBKDF2Iterations = 1000
 			now := time.Now()
 			if err := generateParty(dir, name, []byte(testPass), now.Add(-time.Hour), now.AddDate(100, 0, 0)); err != nil {
 				t.Fatal(err)
