@@ -23,7 +23,8 @@ var OptionSpecs = []banks.OptionSpec{
 	{Name: "user", Help: "login name", Required: true},
 	{Name: "key_file", Help: "absolute path of our OpenSSH private key", Required: true},
 	{Name: "key_passphrase_file", Help: "absolute path of a file holding the private key's passphrase, if it is encrypted"},
-	{Name: "host_key", Help: "the bank's pinned host key: a known_hosts line, a public key, or SHA256:<fingerprint>; several separated by newlines", Required: true},
+	{Name: "host_key", Help: "the bank's pinned host key: a known_hosts line, a public key, or SHA256:<fingerprint>; several separated by newlines (this or host_key_file is required)"},
+	{Name: "host_key_file", Help: "absolute path of a file holding the pinned host key(s) in the same forms as host_key (e.g. a known_hosts file)"},
 	{Name: "outbound_dir", Help: "remote directory our files are delivered to", Required: true},
 	{Name: "inbound_dir", Help: "remote directory the bank puts return files in", Required: true},
 	{Name: "archive_dir", Help: "remote directory acknowledged return files are moved to (default <inbound_dir>/archive)"},
@@ -65,10 +66,29 @@ func parseOptions(o banks.Options) (*config, error) {
 		archiveDir: o["archive_dir"],
 		pattern:    o["feedback_pattern"],
 	}
-	for _, req := range []string{"host", "user", "key_file", "host_key", "outbound_dir", "inbound_dir"} {
+	for _, req := range []string{"host", "user", "key_file", "outbound_dir", "inbound_dir"} {
 		if strings.TrimSpace(o[req]) == "" {
 			bad(req, "required")
 		}
+	}
+	// The host key is pinned, always: no pin is a hard error, never "accept any".
+	hostKey := o["host_key"]
+	switch f := o["host_key_file"]; {
+	case f != "" && hostKey != "":
+		bad("host_key_file", "give host_key or host_key_file, not both")
+	case f != "" && !filepath.IsAbs(f):
+		bad("host_key_file", "%q must be an absolute path (config resolves paths against the config file)", f)
+	case f != "":
+		b, err := os.ReadFile(f)
+		if err != nil {
+			bad("host_key_file", "%v", err)
+		}
+		hostKey = string(b)
+		if strings.TrimSpace(hostKey) == "" {
+			bad("host_key_file", "%s holds no host key", f)
+		}
+	case strings.TrimSpace(hostKey) == "":
+		bad("host_key", "required (or host_key_file): the bank's host key must be pinned")
 	}
 	port, err := strconv.Atoi(o["port"])
 	if err != nil || port < 1 || port > 65535 {
@@ -98,8 +118,8 @@ func parseOptions(o banks.Options) (*config, error) {
 	if err != nil || c.maxConns < 1 || c.maxConns > 64 {
 		bad("max_conns", "%q is not a number from 1 to 64", o["max_conns"])
 	}
-	if o["host_key"] != "" {
-		c.pins, err = ParseHostKey(o["host_key"])
+	if strings.TrimSpace(hostKey) != "" {
+		c.pins, err = ParseHostKey(hostKey)
 		if err != nil {
 			errs = append(errs, err)
 		}

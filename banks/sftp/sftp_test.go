@@ -716,3 +716,47 @@ func TestDropMidUploadOpenSSH(t *testing.T) {
 		t.Errorf("outbound dir holds %d entries, want only the delivered file", len(ents))
 	}
 }
+
+func TestHostKeyFile(t *testing.T) {
+	srv := sshtest.StartInProcess(t)
+	other := sshtest.StartInProcess(t)
+	b := newDirBank(t, srv.Dir)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The pin from a known_hosts file works like host_key.
+	o := options(srv.Server, b)
+	delete(o, "host_key")
+	o["host_key_file"] = write("known_hosts", "# the bank\n"+srv.HostKeyLine+"\n")
+	ch := open(t, o)
+	if err := ch.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping with the pin from a file: %v", err)
+	}
+	ch.Close()
+	// Another server's key in the file: a hard host key error.
+	o["host_key_file"] = write("other", other.HostKeyLine+"\n")
+	ch = open(t, o)
+	if err := ch.Ping(context.Background()); !errors.Is(err, banks.ErrHostKey) {
+		t.Fatalf("Ping with another key in the file: %v, want ErrHostKey", err)
+	}
+	ch.Close()
+	// Refused at construction: empty file, missing file, relative path, both options.
+	for name, set := range map[string]func(banks.Options){
+		"empty":    func(o banks.Options) { o["host_key_file"] = write("empty", "\n") },
+		"missing":  func(o banks.Options) { o["host_key_file"] = filepath.Join(dir, "nope") },
+		"relative": func(o banks.Options) { o["host_key_file"] = "known_hosts" },
+		"both":     func(o banks.Options) { o["host_key_file"] = write("k2", srv.HostKeyLine); o["host_key"] = srv.HostKeyLine },
+	} {
+		o := options(srv.Server, b)
+		delete(o, "host_key")
+		set(o)
+		if _, err := New(context.Background(), o); err == nil || !strings.Contains(err.Error(), "host_key") {
+			t.Errorf("%s: err = %v, want construction refused", name, err)
+		}
+	}
+}
