@@ -51,8 +51,6 @@ func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 }
 
 func (g *Gateway) applyOne(ctx context.Context, bank *Bank, ref banks.FeedbackRef) error {
-	p := bank.Profile
-	log := g.log.With("bank", p.Code, "file", ref.ID)
 	rc, err := bank.Channel.OpenFeedback(ctx, ref)
 	if err != nil {
 		return err
@@ -62,18 +60,53 @@ func (g *Gateway) applyOne(ctx context.Context, bank *Bank, ref banks.FeedbackRe
 	if err != nil {
 		return err
 	}
+	outcome, err := g.ApplyFeedback(ctx, bank.Profile.Code, ref.ID, sealed)
+	if err != nil || outcome == FeedbackRefused {
+		return err // refused files stay at the bank; ops decide
+	}
+	hit(FPFeedbackBeforeArchive)
+	if err := bank.Channel.AckFeedback(ctx, ref); err != nil {
+		// Applied and recorded: the next poll sees the same bytes, finds them
+		// applied and archives them then.
+		g.log.Warn("feedback: archive at the bank failed; will retry", "bank", bank.Profile.Code, "file", ref.ID, "err", err)
+	}
+	return nil
+}
+
+// FeedbackOutcome says what became of one return file or message.
+type FeedbackOutcome int
+
+const (
+	FeedbackApplied   FeedbackOutcome = iota // applied now: acknowledge it to the bank
+	FeedbackDuplicate                        // the same bytes were applied before: acknowledge it
+	FeedbackRefused                          // anomaly, alarm raised, nothing applied: do not acknowledge
+)
+
+// ApplyFeedback opens, verifies, parses, matches and applies one sealed
+// return file (or pushed message) of a bank, all or nothing, and records it
+// by SM3 so that it is applied once whichever way it arrives again. A file
+// channel archives it, a message channel acks it, a callback answers 200 only
+// after this returns Applied or Duplicate.
+func (g *Gateway) ApplyFeedback(ctx context.Context, bankCode, name string, sealed []byte) (FeedbackOutcome, error) {
+	bank := g.banks[bankCode]
+	if bank == nil {
+		return FeedbackRefused, fmt.Errorf("gateway: feedback for unknown bank %q", bankCode)
+	}
+	p := bank.Profile
+	log := g.log.With("bank", p.Code, "file", name)
 	sum := sm3.Sum(sealed)
-	f := spool.Feedback{Bank: p.Code, Name: ref.ID, Size: int64(len(sealed)), SM3: sum[:], BadReasons: badReasons}
+	f := spool.Feedback{Bank: p.Code, Name: name, Size: int64(len(sealed)), SM3: sum[:], BadReasons: badReasons}
 	if prev, err := g.store.FeedbackByDigest(ctx, p.Code, f.SM3); err == nil && prev.State == "ANOMALY" {
 		// Refused before, alarm raised: it stays at the bank until ops act.
-		return nil
+		return FeedbackRefused, nil
 	} else if err != nil && !errors.Is(err, spool.ErrNotFound) {
-		return err
+		return FeedbackRefused, err
 	}
-	refuse := func(why string) error {
+	refuse := func(why string) (FeedbackOutcome, error) {
 		log.Error("ALARM return file refused", "why", why)
+		g.metrics.feedbackRefused(p.Code)
 		_, err := g.store.ApplyFeedback(ctx, f, func(func(spool.ResultRow) error) error { return errors.New(why) })
-		return err
+		return FeedbackRefused, err
 	}
 	if len(sealed) > maxFeedbackBytes {
 		return refuse(fmt.Sprintf("larger than %d bytes", maxFeedbackBytes))
@@ -94,7 +127,7 @@ func (g *Gateway) applyOne(ctx context.Context, bank *Bank, ref banks.FeedbackRe
 	}
 	match, err := g.matcher(ctx, bank, f.BankBatchNo)
 	if err != nil {
-		return err
+		return FeedbackRefused, err
 	}
 	// Pass 2, inside the spool transaction: match, classify and stage each
 	// result; the store checks counts, sums and states and applies all or nothing.
@@ -119,27 +152,21 @@ func (g *Gateway) applyOne(ctx context.Context, bank *Bank, ref banks.FeedbackRe
 	})
 	clear(plain.Bytes())
 	if err != nil {
-		return err
+		return FeedbackRefused, err
 	}
 	switch {
 	case res.Duplicate:
-		log.Warn("return file already applied (duplicate bytes); archiving it")
+		log.Warn("return file already applied (duplicate bytes)")
+		return FeedbackDuplicate, nil
 	case len(res.Anomalies) > 0:
 		log.Error("ALARM return file refused: nothing applied", "bank_batch_no", f.BankBatchNo, "anomalies", len(res.Anomalies), "first", res.Anomalies[0].Kind+": "+res.Anomalies[0].Message)
 		g.metrics.feedbackRefused(p.Code)
-		return nil // stays at the bank; ops decide
-	default:
-		log.Info("return file applied", "bank_batch_no", f.BankBatchNo, "batch", res.BatchID, "paid", res.Paid, "paid_fen", res.PaidFen,
-			"failed", res.Failed, "failed_fen", res.FailedFen, "resolved_unknown", res.Resolved, "settled", res.Settled)
-		g.metrics.feedbackApplied(p.Code, res)
+		return FeedbackRefused, nil
 	}
-	hit(FPFeedbackBeforeArchive)
-	if err := bank.Channel.AckFeedback(ctx, ref); err != nil {
-		// Applied and recorded: the next poll sees the same bytes, finds them
-		// applied and archives them then.
-		log.Warn("feedback: archive at the bank failed; will retry", "err", err)
-	}
-	return nil
+	log.Info("return file applied", "bank_batch_no", f.BankBatchNo, "batch", res.BatchID, "paid", res.Paid, "paid_fen", res.PaidFen,
+		"failed", res.Failed, "failed_fen", res.FailedFen, "resolved_unknown", res.Resolved, "settled", res.Settled)
+	g.metrics.feedbackApplied(p.Code, res)
+	return FeedbackApplied, nil
 }
 
 func parseSummary(err error) string {
