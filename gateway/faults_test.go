@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
-	"yktgw/banks"
 	_ "yktgw/banks/all"
 	"yktgw/banks/sim"
 	"yktgw/config"
@@ -30,7 +27,7 @@ type faultEnv struct {
 	t    *testing.T
 	root string
 	g    *gateway.Gateway
-	sim  *sim.Sim
+	sim  demo.Side
 	who  *gateway.Principal
 }
 
@@ -41,31 +38,21 @@ func newFaultEnv(t *testing.T, failRate float64, deadline time.Duration, faults 
 	if err != nil {
 		t.Fatal(err)
 	}
-	profilePath, _ := filepath.Abs("../testdata/banks/demo/profile.yaml")
-	profile, err := banks.LoadProfile(profilePath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logw := io.Discard
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
 	log := slog.New(slog.NewTextHandler(logw, nil))
-	s, err := sim.New(sim.Config{Listen: "127.0.0.1:0", Root: filepath.Join(dir, "bank"), HostKey: ks.HostKey,
-		AuthorizedKeys: []ssh.PublicKey{ks.ClientKey.PublicKey()}, User: "ykt", Profile: profile, Bank: ks.Bank,
-		Gateway: ks.Gateway.Cert, FailRate: failRate, Seed: 11, Delay: 100 * time.Millisecond, Log: log.With("side", "bank")})
+	root, _ := filepath.Abs("..")
+	side, err := demo.StartSide(context.Background(), "sftp", demo.SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: failRate, Seed: 11,
+		Delay: 100 * time.Millisecond, Log: log.With("side", "bank")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetFaults(faults)
-	t.Cleanup(func() { s.Close() })
-	addr, err := s.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	side.SetFaults(faults)
+	t.Cleanup(func() { side.Close() })
 	cfgPath := filepath.Join(dir, "yktgw.yaml")
-	cal, _ := filepath.Abs("../config/calendar/cn-2026.yaml")
-	if err := demo.WriteConfig(cfgPath, "127.0.0.1:0", ks, addr, profilePath, cal); err != nil {
+	if err := demo.WriteConfig(cfgPath, "127.0.0.1:0", ks, side.Profile(), side.Options(), filepath.Join(root, "config/calendar/cn-2026.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -86,7 +73,7 @@ func newFaultEnv(t *testing.T, failRate float64, deadline time.Duration, faults 
 	go func() { done <- g.Serve(ctx, func(string) { close(ready) }) }()
 	<-ready
 	t.Cleanup(func() { cancel(); <-done; g.Close() })
-	return &faultEnv{t: t, g: g, sim: s, root: filepath.Join(dir, "bank"), who: &gateway.Principal{TokenID: "test", Tenants: []string{"*"}, Roles: []string{gateway.RoleSubmitter}}}
+	return &faultEnv{t: t, g: g, sim: side, root: filepath.Join(dir, "bank"), who: &gateway.Principal{TokenID: "test", Tenants: []string{"*"}, Roles: []string{gateway.RoleSubmitter}}}
 }
 
 func (e *faultEnv) submit(spec gen.Spec) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -47,8 +48,8 @@ demo: records=N paid=P failed=F unknown=0 paid_fen=X failed_fen=Y reconciled=tru
 	cmd.Flags().IntVar(&o.Records, "records", 10000, "records in the generated batch")
 	cmd.Flags().Float64Var(&o.FailRate, "fail-rate", 0.05, "share of records the simulated bank fails (0..1)")
 	cmd.Flags().Int64Var(&o.Seed, "seed", 1, "seed of the generated batch and the bank's outcomes")
-	cmd.Flags().StringVar(&o.Profile, "profile", "testdata/banks/demo/profile.yaml", "the DEMO bank profile")
-	cmd.Flags().StringVar(&o.Calendar, "calendar", "config/calendar/cn-2026.yaml", "business calendar")
+	cmd.Flags().StringVar(&o.Channel, "channel", "sftp", "channel of the simulated bank: "+strings.Join(demo.Kinds(), "|"))
+	cmd.Flags().StringVar(&o.Root, "root", ".", "repository root (bank profiles under testdata/banks, calendar under config/calendar)")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "work directory to keep (default: a temporary one, removed)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 0, "give up after this long (default 10m)")
 	rootCmd.AddCommand(cmd)

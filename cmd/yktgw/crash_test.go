@@ -14,15 +14,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
-	"yktgw/banks"
 	"yktgw/banks/sim"
 	"yktgw/gateway"
 	"yktgw/gateway/demo"
@@ -32,11 +30,22 @@ import (
 
 type bankEnv struct {
 	*daemonEnv
-	sim *sim.Sim
+	sim demo.Side
 	ks  *sim.KeySet
 }
 
+// newBankEnv sets up keys, a simulated bank on the channel kind of
+// YKT_TEST_CHANNEL (default sftp) and a config for the real daemon.
 func newBankEnv(t *testing.T, failRate float64) *bankEnv {
+	t.Helper()
+	kind := os.Getenv("YKT_TEST_CHANNEL")
+	if kind == "" {
+		kind = "sftp"
+	}
+	return newBankEnvKind(t, kind, failRate)
+}
+
+func newBankEnvKind(t *testing.T, kind string, failRate float64) *bankEnv {
 	t.Helper()
 	dir := t.TempDir()
 	root, _ := filepath.Abs("../..")
@@ -44,24 +53,14 @@ func newBankEnv(t *testing.T, failRate float64) *bankEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	profile, err := banks.LoadProfile(filepath.Join(root, "testdata/banks/demo/profile.yaml"))
+	side, err := demo.StartSide(context.Background(), kind, demo.SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: failRate, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.New(sim.Config{Listen: "127.0.0.1:0", Root: filepath.Join(dir, "bank"), HostKey: ks.HostKey,
-		AuthorizedKeys: []ssh.PublicKey{ks.ClientKey.PublicKey()}, User: "ykt", Profile: profile, Bank: ks.Bank,
-		Gateway: ks.Gateway.Cert, FailRate: failRate, Seed: 3, Delay: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	addr, err := s.Start(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { side.Close() })
 	d := &daemonEnv{t: t, dir: dir, addr: freePort(t)}
 	d.config = filepath.Join(dir, "yktgw.yaml")
-	if err := demo.WriteConfig(d.config, d.addr, ks, addr, filepath.Join(root, "testdata/banks/demo/profile.yaml"), filepath.Join(root, "config/calendar/cn-2026.yaml")); err != nil {
+	if err := demo.WriteConfig(d.config, d.addr, ks, side.Profile(), side.Options(), filepath.Join(root, "config/calendar/cn-2026.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(yktgwBinary(t), "token", "create", "--config", d.config, "--name", "county", "--tenants", "210102", "--roles", "submitter,viewer").CombinedOutput()
@@ -70,7 +69,7 @@ func newBankEnv(t *testing.T, failRate float64) *bankEnv {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	d.token = lines[len(lines)-1]
-	return &bankEnv{daemonEnv: d, sim: s, ks: ks}
+	return &bankEnv{daemonEnv: d, sim: side, ks: ks}
 }
 
 // submit posts a batch; ok is false when the daemon did not answer 200/201.

@@ -139,7 +139,6 @@ func (d *daemonEnv) request(method, path, ctype string, body io.Reader) (int, []
 	return res.StatusCode, b, err
 }
 
-
 func ndjson(t *testing.T, s gen.Spec) []byte {
 	var b bytes.Buffer
 	if err := gen.WriteNDJSON(&b, s); err != nil {

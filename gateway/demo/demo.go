@@ -12,19 +12,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/crypto/ssh"
 
-	"yktgw/banks"
 	"yktgw/banks/sim"
 	"yktgw/config"
 	"yktgw/gateway"
@@ -37,8 +36,9 @@ type Options struct {
 	Records  int
 	FailRate float64
 	Seed     int64
-	Profile  string        // DEMO bank profile file
-	Calendar string        // business calendar file
+	Channel  string        // channel kind of the simulated bank: sftp (default), or any RegisterSide'd kind
+	Root     string        // repository root (testdata profiles, calendar); default "."
+	Calendar string        // business calendar file (default <Root>/config/calendar/cn-2026.yaml)
 	Dir      string        // work directory ("" = a new temporary one, removed afterwards)
 	Timeout  time.Duration // for the whole run
 	Progress io.Writer     // progress bar (nil: none)
@@ -89,11 +89,20 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	profilePath, err := filepath.Abs(o.Profile)
+	if o.Root == "" {
+		o.Root = "."
+	}
+	root, err := filepath.Abs(o.Root)
 	if err != nil {
 		return Result{}, err
 	}
+	if o.Calendar == "" {
+		o.Calendar = filepath.Join(root, "config/calendar/cn-2026.yaml")
+	}
 	calPath, _ := filepath.Abs(o.Calendar)
+	if o.Channel == "" {
+		o.Channel = "sftp"
+	}
 	logw := o.Log
 	if logw == nil {
 		f, err := os.Create(filepath.Join(dir, "demo.log"))
@@ -105,30 +114,21 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	// 1. Keys for both sides, the bank simulator on a real SFTP port.
+	// 1. Keys for both sides, the simulated bank on a real port.
 	ks, err := sim.SetupKeys(filepath.Join(dir, "keys"), nil)
 	if err != nil {
 		return Result{}, err
 	}
-	profile, err := banks.LoadProfile(profilePath)
-	if err != nil {
-		return Result{}, err
-	}
-	bank, err := sim.New(sim.Config{Listen: "127.0.0.1:0", Root: filepath.Join(dir, "bank"), HostKey: ks.HostKey,
-		AuthorizedKeys: []ssh.PublicKey{ks.ClientKey.PublicKey()}, User: "ykt", Profile: profile, Bank: ks.Bank,
-		Gateway: ks.Gateway.Cert, FailRate: o.FailRate, Seed: o.Seed, Delay: 300 * time.Millisecond, Log: log.With("side", "bank")})
+	bank, err := StartSide(ctx, o.Channel, SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: o.FailRate, Seed: o.Seed,
+		Delay: 300 * time.Millisecond, Log: log.With("side", "bank")})
 	if err != nil {
 		return Result{}, err
 	}
 	defer bank.Close()
-	bankAddr, err := bank.Start(ctx)
-	if err != nil {
-		return Result{}, err
-	}
 
 	// 2. The gateway, from a config file written as ops would write it.
 	cfgPath := filepath.Join(dir, "yktgw.yaml")
-	if err := WriteConfig(cfgPath, "127.0.0.1:0", ks, bankAddr, profilePath, calPath); err != nil {
+	if err := WriteConfig(cfgPath, "127.0.0.1:0", ks, bank.Profile(), bank.Options(), calPath); err != nil {
 		return Result{}, err
 	}
 	cfg, err := config.Load(cfgPath)
@@ -276,13 +276,18 @@ func newBar(w io.Writer, n int) *progressbar.ProgressBar {
 		progressbar.OptionSetDescription("starting"))
 }
 
-// WriteConfig writes a gateway config for the DEMO bank simulated at
-// bankAddr, with the key set ks, listening on listen. Tests of the real
-// binary use it too.
-func WriteConfig(path, listen string, ks *sim.KeySet, bankAddr, profile, calendar string) error {
-	host, port, err := splitHostPort(bankAddr)
-	if err != nil {
-		return err
+// WriteConfig writes a gateway config for the DEMO bank with the key set
+// ks, the bank profile file and the channel options of a simulated bank,
+// listening on listen. Tests of the real binary use it too.
+func WriteConfig(path, listen string, ks *sim.KeySet, profile string, opts map[string]string, calendar string) error {
+	var chopts strings.Builder
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&chopts, "      %s: %q\n", k, opts[k])
 	}
 	cfg := fmt.Sprintf(`# written by yktgw demo
 listen: %s
@@ -299,26 +304,10 @@ banks:
     profile: %q
     certificate: %q
     channel_options:
-      host: %q
-      port: %q
-      user: ykt
-      key_file: %q
-      host_key: %q
-      min_age: 300ms
-      settle: 100ms
-dispatcher: {poll_interval: 200ms, max_attempts: 8, backoff_initial: 500ms, backoff_max: 5s, concurrency_per_bank: 2}
+%sdispatcher: {poll_interval: 200ms, max_attempts: 8, backoff_initial: 500ms, backoff_max: 5s, concurrency_per_bank: 2}
 feedback: {poll_interval: 300ms, min_file_age: 300ms}
 calendar: [%q]
 log: {level: info, format: json}
-`, listen, ks.DataKeyFile, ks.PassphraseFile, ks.GatewayKeyFile, ks.GatewayCertFile, profile, ks.BankCertFile, host, port, ks.ClientKeyFile, ks.KnownHostsLine, calendar)
+`, listen, ks.DataKeyFile, ks.PassphraseFile, ks.GatewayKeyFile, ks.GatewayCertFile, profile, ks.BankCertFile, chopts.String(), calendar)
 	return os.WriteFile(path, []byte(cfg), 0o600)
-}
-
-func splitHostPort(a string) (string, string, error) {
-	for i := len(a) - 1; i >= 0; i-- {
-		if a[i] == ':' {
-			return a[:i], a[i+1:], nil
-		}
-	}
-	return "", "", errors.New("demo: bad address " + a)
 }

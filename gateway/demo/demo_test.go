@@ -14,8 +14,8 @@ import (
 // SQLite spool) and reconciles; its line is what `make demo` prints.
 func TestDemoReconciles(t *testing.T) {
 	r, err := Run(context.Background(), Options{Records: 1500, FailRate: 0.1, Seed: 7,
-		Profile: "../../testdata/banks/demo/profile.yaml", Calendar: "../../config/calendar/cn-2026.yaml",
-		Dir: t.TempDir(), Timeout: 2 * time.Minute})
+		Root: "../..",
+		Dir:  t.TempDir(), Timeout: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
