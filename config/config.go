@@ -45,6 +45,7 @@ type Config struct {
 	Calendar   []string   `mapstructure:"calendar"`
 	Log        Log        `mapstructure:"log"`
 	Banksim    Banksim    `mapstructure:"banksim"`
+	Reports    Reports    `mapstructure:"reports"`
 
 	// File is the absolute path of the file the config was loaded from ("" for Default()).
 	File string `mapstructure:"-"`
@@ -162,6 +163,26 @@ type Banksim struct {
 	PassphraseFile     string `mapstructure:"passphrase_file"`
 }
 
+// Reports configures the check lists before payment (gateway/report).
+type Reports struct {
+	Sanwu Sanwu `mapstructure:"sanwu"`
+	// FullView lists the token roles that see personal data in clear in
+	// reports; every other role gets masks (2101**********123X).
+	FullView []string `mapstructure:"full_view"`
+}
+
+// Sanwu is the rule set of the "三无" list. DOMAIN.md: there is no public
+// definition, so each rule is a switch. A record is listed when any enabled
+// rule fires; the list names the rules that fired.
+type Sanwu struct {
+	MissingName     bool `mapstructure:"missing_name"`      // no usable name (empty after trimming)
+	MissingIDNumber bool `mapstructure:"missing_id_number"` // no usable ID number (empty, or fails GB 11643)
+	MissingAccount  bool `mapstructure:"missing_account"`   // no usable account (empty, or not digits)
+	// BadAccountReasons: the account was reported by a bank with one of these
+	// normalized reasons before (table bad_accounts). Empty: rule off.
+	BadAccountReasons []string `mapstructure:"bad_account_reasons"`
+}
+
 // Default returns the configuration used for every key a file does not set.
 // Relative paths in it are relative to the config file's directory.
 func Default() *Config {
@@ -188,6 +209,11 @@ func Default() *Config {
 			Seed: 1, Delay: time.Second,
 			SigningKey: "keys/bank-demo.key.pem", Certificate: "keys/bank-demo.cert.pem",
 			GatewayCertificate: "keys/gateway.cert.pem", PassphraseFile: "keys/passphrase",
+		},
+		Reports: Reports{
+			Sanwu: Sanwu{MissingName: true, MissingIDNumber: true, MissingAccount: true,
+				BadAccountReasons: []string{"ACCOUNT_CLOSED", "ACCOUNT_DORMANT", "ACCOUNT_FROZEN"}},
+			FullView: []string{"admin", "operator"},
 		},
 	}
 }
@@ -485,6 +511,18 @@ func (c *Config) Validate() error {
 		}
 		if c.Banksim.Delay < 0 {
 			p.add(fmt.Sprintf("banksim.delay: must be >= 0 (got %s)", c.Banksim.Delay))
+		}
+	}
+	for i, r := range c.Reports.Sanwu.BadAccountReasons {
+		if !validCode(r) {
+			p.add(fmt.Sprintf("reports.sanwu.bad_account_reasons[%d]: %q must be a reason code such as ACCOUNT_CLOSED", i, r))
+		}
+	}
+	for i, r := range c.Reports.FullView {
+		switch r {
+		case "submitter", "viewer", "operator", "approver", "admin":
+		default:
+			p.add(fmt.Sprintf("reports.full_view[%d]: %q is not a role (submitter, viewer, operator, approver, admin)", i, r))
 		}
 	}
 	if len(p) == 0 {
