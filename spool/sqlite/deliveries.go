@@ -552,6 +552,9 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, batchPK int64, batchID s
 	if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'SETTLED', updated_at = ? WHERE id = ?`, s.now().UnixNano(), batchPK); err != nil {
 		return false, err
 	}
+	if err := s.enqueueSettled(ctx, tx, batchPK, batchID); err != nil { // webhook events, same transaction (outbox.go)
+		return false, err
+	}
 	var paidN, failedN int
 	var paidFen, failedFen int64
 	tx.QueryRowContext(ctx, `SELECT coalesce(sum(state='PAID'),0), coalesce(sum(CASE WHEN state='PAID' THEN paid_fen END),0),
