@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,7 +46,10 @@ type Config struct {
 	Calendar   []string   `mapstructure:"calendar"`
 	Log        Log        `mapstructure:"log"`
 	Banksim    Banksim    `mapstructure:"banksim"`
-	Reports    Reports    `mapstructure:"reports"`
+	// Webhooks push batch results to the platform (gateway/webhook.go).
+	Webhooks      []Webhook     `mapstructure:"webhooks"`
+	WebhookOutbox WebhookOutbox `mapstructure:"webhook_outbox"`
+	Reports       Reports       `mapstructure:"reports"`
 
 	// File is the absolute path of the file the config was loaded from ("" for Default()).
 	File string `mapstructure:"-"`
@@ -183,6 +187,23 @@ type Sanwu struct {
 	BadAccountReasons []string `mapstructure:"bad_account_reasons"`
 }
 
+// Webhook is one platform endpoint receiving signed result events for a
+// tenant and its sub-divisions. The HMAC-SM3 secret is read from SecretFile.
+type Webhook struct {
+	Tenant     string        `mapstructure:"tenant"` // division code ("210000" covers 2101xx), or "*"
+	URL        string        `mapstructure:"url"`
+	SecretFile string        `mapstructure:"secret_file"`
+	Timeout    time.Duration `mapstructure:"timeout"` // per request; 0: 10s
+}
+
+// WebhookOutbox tunes delivery from the durable outbox.
+type WebhookOutbox struct {
+	PollInterval   time.Duration `mapstructure:"poll_interval"`
+	BackoffInitial time.Duration `mapstructure:"backoff_initial"`
+	BackoffMax     time.Duration `mapstructure:"backoff_max"`
+	AlarmAfter     int           `mapstructure:"alarm_after"` // failed attempts before an item is FAILING with an alarm
+}
+
 // Default returns the configuration used for every key a file does not set.
 // Relative paths in it are relative to the config file's directory.
 func Default() *Config {
@@ -200,9 +221,10 @@ func Default() *Config {
 			PollInterval: time.Second, MaxAttempts: 8,
 			BackoffInitial: 2 * time.Second, BackoffMax: 5 * time.Minute, ConcurrencyPerBank: 2,
 		},
-		Feedback: Feedback{PollInterval: 2 * time.Second, MinFileAge: 2 * time.Second},
-		Calendar: []string{"calendar/cn-2026.yaml"},
-		Log:      Log{Level: "info", Format: "json"},
+		Feedback:      Feedback{PollInterval: 2 * time.Second, MinFileAge: 2 * time.Second},
+		Calendar:      []string{"calendar/cn-2026.yaml"},
+		Log:           Log{Level: "info", Format: "json"},
+		WebhookOutbox: WebhookOutbox{PollInterval: time.Second, BackoffInitial: 2 * time.Second, BackoffMax: 10 * time.Minute, AlarmAfter: 5},
 		Banksim: Banksim{
 			Listen: "127.0.0.1:2222", Root: "var/banksim",
 			HostKey: "keys/banksim_host_ed25519", AuthorizedKeys: "keys/gateway_ssh.pub",
@@ -341,6 +363,9 @@ func (c *Config) pathKeys() []pathKey {
 	}
 	for i := range c.Calendar {
 		ps = append(ps, pathKey{"calendar[" + strconv.Itoa(i) + "]", &c.Calendar[i]})
+	}
+	for i := range c.Webhooks {
+		ps = append(ps, pathKey{"webhooks[" + strconv.Itoa(i) + "].secret_file", &c.Webhooks[i].SecretFile})
 	}
 	return ps
 }
@@ -494,6 +519,32 @@ func (c *Config) Validate() error {
 		p.add(fmt.Sprintf("log.format: %q must be text or json", c.Log.Format))
 	}
 
+	seenURL := map[string]int{}
+	for i, w := range c.Webhooks {
+		k := "webhooks[" + strconv.Itoa(i) + "]"
+		if w.Tenant != "*" && !validDivision(w.Tenant) {
+			p.add(fmt.Sprintf("%s.tenant: %q must be a division code of 6, 9 or 12 digits or \"*\"", k, w.Tenant))
+		}
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.add(fmt.Sprintf("%s.url: %q must be an http(s) URL", k, w.URL))
+		} else if j, dup := seenURL[w.URL]; dup {
+			p.add(fmt.Sprintf("%s.url: %q duplicates webhooks[%d] (one endpoint, one secret)", k, w.URL, j))
+		} else {
+			seenURL[w.URL] = i
+		}
+		p.required(k+".secret_file", w.SecretFile)
+		if w.Timeout < 0 {
+			p.add(fmt.Sprintf("%s.timeout: must be >= 0 (got %s)", k, w.Timeout))
+		}
+	}
+	p.positiveDur("webhook_outbox.poll_interval", c.WebhookOutbox.PollInterval)
+	p.positiveDur("webhook_outbox.backoff_initial", c.WebhookOutbox.BackoffInitial)
+	p.positiveDur("webhook_outbox.backoff_max", c.WebhookOutbox.BackoffMax)
+	if c.WebhookOutbox.BackoffInitial > c.WebhookOutbox.BackoffMax && c.WebhookOutbox.BackoffMax > 0 {
+		p.add(fmt.Sprintf("webhook_outbox.backoff_initial: %s exceeds webhook_outbox.backoff_max %s", c.WebhookOutbox.BackoffInitial, c.WebhookOutbox.BackoffMax))
+	}
+	p.positive("webhook_outbox.alarm_after", int64(c.WebhookOutbox.AlarmAfter))
+
 	// The simulator section is optional; when set it must be usable.
 	if c.Banksim.Bank != "" {
 		p.hostPort("banksim.listen", c.Banksim.Listen, true)
@@ -569,6 +620,9 @@ func (c *Config) CheckFiles() []string {
 	for i, f := range c.Calendar {
 		check("calendar["+strconv.Itoa(i)+"]", f)
 	}
+	for i, w := range c.Webhooks {
+		check("webhooks["+strconv.Itoa(i)+"].secret_file", w.SecretFile)
+	}
 	if c.Banksim.Bank != "" {
 		check("banksim.host_key", c.Banksim.HostKey)
 		check("banksim.authorized_keys", c.Banksim.AuthorizedKeys)
@@ -623,6 +677,19 @@ func (p *problems) hostPort(key, v string, required bool) {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		p.add(fmt.Sprintf("%s: %q has a bad port", key, v))
 	}
+}
+
+// validDivision accepts an administrative division code: 6, 9 or 12 digits.
+func validDivision(s string) bool {
+	if len(s) != 6 && len(s) != 9 && len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // validCode accepts 1-32 characters of A-Z, 0-9 and _.
