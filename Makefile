@@ -19,8 +19,14 @@ test: vet
 vet:
 	$(GO) vet $(PKGS)
 
-# Benchmarks of DESIGN.md, printed as ratios against a baseline measured in the same run.
+# Benchmarks of DESIGN.md, printed as ratios against a baseline measured in the same run:
+# N records end to end through the real daemon vs openssl enc -sm4-cbc + OpenSSH sftp put
+# (bench/, needs openssl, sftp, /usr/sbin/sshd), then the package benchmarks (crypto vs gmsm).
+# BENCHFLAGS: e.g. -profile DIR (CPU profile per stage, top functions) or -keep DIR.
+N ?= 1000000
+REPS ?= 3
 bench: build
+	$(GO) run ./bench -n $(N) -reps $(REPS) -bin $(BIN) -nobuild $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./gateway/ ./banks/format/ ./crypto/
 
 # Short fuzzing of every parser (FUZZTIME per target).
