@@ -36,6 +36,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("GET /v1/batches/{id}", g.auth(PermRead, g.getBatch))
 	mux.Handle("GET /v1/batches/{id}/results", g.auth(PermRead, g.getResults))
 	mux.Handle("POST /v1/batches/{id}/cancel", g.auth(PermCancel, g.cancelBatch))
+	g.reportRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 404, "", "not_found", "无此接口 (no such endpoint)")
 	})
@@ -239,6 +240,16 @@ type ResultItem struct {
 	BankMessage string     `json:"bank_message,omitempty"`
 	BankSerial  string     `json:"bank_serial,omitempty"`
 	ResultAt    *time.Time `json:"result_at,omitempty"`
+	// The reissue chain: the FAILED record this one pays again, and the
+	// record that paid this one again.
+	ReissueOf  *RecordRef `json:"reissue_of,omitempty"`
+	ReissuedBy *RecordRef `json:"reissued_by,omitempty"`
+}
+
+// RecordRef names a record of a batch.
+type RecordRef struct {
+	BatchID string `json:"batch_id"`
+	Seq     int    `json:"seq"`
 }
 
 // ResultPage is the body of GET /v1/batches/{id}/results.
@@ -314,6 +325,12 @@ func (g *Gateway) getResults(w http.ResponseWriter, r *http.Request) {
 		if !rec.ResultAt.IsZero() {
 			t := rec.ResultAt
 			it.ResultAt = &t
+		}
+		if rec.ReissueOfSeq > 0 {
+			it.ReissueOf = &RecordRef{BatchID: b.ReissueOf, Seq: rec.ReissueOfSeq}
+		}
+		if rec.ReissuedBySeq > 0 {
+			it.ReissuedBy = &RecordRef{BatchID: rec.ReissuedByBatch, Seq: rec.ReissuedBySeq}
 		}
 		page.Items = append(page.Items, it)
 	}

@@ -60,6 +60,7 @@ type BatchView struct {
 	Warnings        []validate.Issue `json:"warnings"`
 	WarningsDropped int              `json:"warnings_dropped,omitempty"`
 	Records         []StateCountJSON `json:"records,omitempty"`
+	ReissueOf       string           `json:"reissue_of,omitempty"`
 	CreatedAt       time.Time        `json:"created_at"`
 	UpdatedAt       time.Time        `json:"updated_at"`
 }
@@ -104,6 +105,14 @@ type headerJSON struct {
 	Memo       string          `json:"memo"`
 	TotalCount json.RawMessage `json:"total_count"`
 	TotalFen   json.RawMessage `json:"total_fen"`
+	ReissueOf  *ReissueJSON    `json:"reissue_of,omitempty"`
+}
+
+// ReissueJSON names the FAILED records a batch pays again (退回 then
+// corrected): the n-th record of the batch reissues Seqs[n-1] of BatchID.
+type ReissueJSON struct {
+	BatchID string `json:"batch_id"`
+	Seqs    []int  `json:"seqs"`
 }
 
 type recordJSON struct {
@@ -210,13 +219,26 @@ func (e *spoolError) Unwrap() error { return e.error }
 
 var errSyntax = errors.New("unexpected JSON structure")
 
+// maxBufferedRecords bounds the records of a JSON batch whose header fields
+// come after "records" (a client serializing a map in key order does that):
+// they are held until the header is complete (the body limit,
+// intake.max_body_bytes, bounds the read; this bounds what is accepted).
+// Larger batches must put the header first, or use NDJSON.
+const maxBufferedRecords = 64 << 20
+
+// headerKeys are the header fields that must be known before records stream.
+var headerKeys = []string{"batch_id", "tenant", "bank", "subsidy", "period", "total_count", "total_fen"}
+
 // readJSON walks {"batch_id":…, …, "records":[…]} token by token so records
-// stream: the header fields must come before "records".
+// stream when the header fields come first; otherwise the records array is
+// held (bounded) until the object ends.
 func (in *intake) readJSON(dec *json.Decoder) error {
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
 	sawRecords := false
+	seen := map[string]bool{}
+	var held json.RawMessage
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -228,23 +250,24 @@ func (in *intake) readJSON(dec *json.Decoder) error {
 				return fmt.Errorf("%w: records twice", errSyntax)
 			}
 			sawRecords = true
-			in.startRecords()
-			if err := expectDelim(dec, '['); err != nil {
-				return err
+			complete := true
+			for _, k := range headerKeys {
+				complete = complete && seen[k]
 			}
-			for dec.More() {
-				if err := in.record(dec); err != nil {
+			if !complete {
+				// Header fields may still follow: hold the records (bounded).
+				if err := dec.Decode(&held); err != nil {
 					return err
 				}
+				continue
 			}
-			if err := expectDelim(dec, ']'); err != nil {
+			in.startRecords()
+			if err := in.recordArray(dec); err != nil {
 				return err
 			}
 			continue
 		}
-		if sawRecords {
-			in.fail(key, "batch.field_order", "批次头字段须在 records 之前 (header fields must precede records)")
-		}
+		seen[key] = true
 		if err := in.headerField(dec, key); err != nil {
 			return err
 		}
@@ -255,10 +278,32 @@ func (in *intake) readJSON(dec *json.Decoder) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: data after the batch object", errSyntax)
 	}
-	if !sawRecords {
-		in.startRecords()
+	if held == nil && sawRecords {
+		return nil // streamed already
+	}
+	in.startRecords()
+	if held != nil {
+		if len(held) > maxBufferedRecords {
+			in.fail("records", "batch.field_order", "批次头字段须在 records 之前，或使用 NDJSON (header fields must precede records in a batch this large, or use NDJSON)")
+			return nil
+		}
+		hd := json.NewDecoder(bytes.NewReader(held))
+		hd.DisallowUnknownFields()
+		return in.recordArray(hd)
 	}
 	return nil
+}
+
+func (in *intake) recordArray(dec *json.Decoder) error {
+	if err := expectDelim(dec, '['); err != nil {
+		return err
+	}
+	for dec.More() {
+		if err := in.record(dec); err != nil {
+			return err
+		}
+	}
+	return expectDelim(dec, ']')
 }
 
 // readNDJSON: a header object, then one record object a line.
@@ -316,6 +361,8 @@ func (in *intake) headerField(dec *json.Decoder, key string) error {
 		dst = &in.h.TotalCount
 	case "total_fen":
 		dst = &in.h.TotalFen
+	case "reissue_of":
+		dst = &in.h.ReissueOf
 	default:
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
@@ -370,6 +417,7 @@ func (in *intake) startRecords() {
 			}
 		}
 	}
+	in.checkReissue()
 	in.rules = validate.Rules{CapFen: g.caps, Now: g.now}
 	if in.bank != nil {
 		in.rules.Luhn = in.bank.Luhn
@@ -392,7 +440,8 @@ func (in *intake) startRecords() {
 		return
 	}
 	st, err := g.store.BeginBatch(in.ctx, &spool.Batch{BatchID: h.BatchID, Tenant: h.Tenant, Bank: h.Bank,
-		SubsidyCode: h.Subsidy.Code, SubsidyName: h.Subsidy.Name, Period: h.Period, Memo: h.Memo, SubmittedBy: in.who.TokenID})
+		SubsidyCode: h.Subsidy.Code, SubsidyName: h.Subsidy.Name, Period: h.Period, Memo: h.Memo, SubmittedBy: in.who.TokenID,
+		ReissueOf: in.reissueOf()})
 	if err != nil {
 		in.fail("batch_id", "spool.unavailable", "暂时无法入库，请重试 (spool unavailable, retry)")
 		in.headerOK = false
@@ -487,6 +536,9 @@ func (in *intake) flush() error {
 func (in *intake) seal(r *validate.Record) (spool.Record, error) {
 	fc := in.g.fields
 	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark, State: spool.RecordStaged}
+	if ro := in.h.ReissueOf; ro != nil && r.Seq >= 1 && r.Seq <= len(ro.Seqs) {
+		out.ReissueOfSeq = ro.Seqs[r.Seq-1]
+	}
 	var err error
 	if out.NameEnc, err = fc.EncryptTo(nil, []byte(r.Name), in.aad("name", r.Seq)); err != nil {
 		return out, err
@@ -545,6 +597,54 @@ func (in *intake) hashHeader() {
 		strconv.FormatInt(in.count, 10), strconv.FormatInt(in.fen, 10)} {
 		in.hashString(s)
 	}
+	if ro := h.ReissueOf; ro != nil {
+		in.hashString("reissue_of")
+		in.hashString(ro.BatchID)
+		in.hashString(joinInts(ro.Seqs))
+	}
+}
+
+func (in *intake) reissueOf() string {
+	if in.h.ReissueOf == nil {
+		return ""
+	}
+	return in.h.ReissueOf.BatchID
+}
+
+// checkReissue checks a reissue header: the original batch is one the
+// token may see (else: as if it did not exist), of the same subsidy and
+// period, and seqs name one original record per record of this batch, each
+// once. That each original is FAILED and not reissued yet (money rule 6)
+// is checked again inside the spool's commit.
+func (in *intake) checkReissue() {
+	ro := in.h.ReissueOf
+	if ro == nil {
+		return
+	}
+	if ro.BatchID == "" || ro.BatchID == in.h.BatchID {
+		in.fail("reissue_of.batch_id", "reissue.batch", "须指明被重发的原批次 (name the original batch)")
+		return
+	}
+	orig, err := in.g.store.Batch(in.ctx, ro.BatchID)
+	if err != nil || !in.who.Covers(orig.Tenant) {
+		in.fail("reissue_of.batch_id", "reissue.batch_not_found", "无此原批次 (no such original batch)")
+		return
+	}
+	if orig.SubsidyCode != in.h.Subsidy.Code || orig.Period != in.h.Period {
+		in.fail("reissue_of.batch_id", "reissue.other_payment", "重发须与原批次同一补贴、同一期间 (a reissue pays the same subsidy and period as the original)")
+	}
+	if int64(len(ro.Seqs)) != in.count {
+		in.fail("reissue_of.seqs", "reissue.seqs_count", "seqs 须与本批次笔数一致，第 n 笔重发 seqs[n-1] (one original seq per record)")
+	}
+	seen := map[int]bool{}
+	for _, s := range ro.Seqs {
+		if s < 1 || s > orig.TotalCount {
+			in.fail("reissue_of.seqs", "reissue.seq_range", "原序号 "+strconv.Itoa(s)+" 不在原批次中 (not a record of the original batch)")
+		} else if seen[s] {
+			in.fail("reissue_of.seqs", "reissue.seq_twice", "原序号 "+strconv.Itoa(s)+" 重复 (an original named twice)")
+		}
+		seen[s] = true
+	}
 }
 
 func (in *intake) hashRecord(r *validate.Record) {
@@ -578,7 +678,7 @@ func (in *intake) finish() (SubmitResult, error) {
 	}
 	b := &spool.Batch{BatchID: in.h.BatchID, Tenant: in.h.Tenant, Bank: in.h.Bank, SubsidyCode: in.h.Subsidy.Code,
 		SubsidyName: in.h.Subsidy.Name, Period: in.h.Period, Memo: in.h.Memo, TotalCount: int(in.count), TotalFen: in.fen,
-		ContentHash: sum, SubmittedBy: in.who.TokenID}
+		ContentHash: sum, SubmittedBy: in.who.TokenID, ReissueOf: in.reissueOf()}
 	validation := in.issues.Warnings()
 	var all []validate.Issue
 	res, err := in.stage.Finalize(in.ctx, b, in.who.TokenID, func(r spool.FinalizeResult) []byte {
@@ -651,6 +751,17 @@ func joinInts(v []int) string {
 }
 
 func conflictIssue(c spool.Conflict, who *Principal) validate.Issue {
+	switch c.Kind {
+	case "reissue_unknown":
+		return validate.Issue{Seq: c.Seq, Field: "reissue_of.seqs", Code: "reissue.unknown_record",
+			Message: "原批次无序号 " + strconv.Itoa(c.OtherSeq) + " (no such original record)", Severity: validate.Error}
+	case "reissue_not_failed":
+		return validate.Issue{Seq: c.Seq, Field: "reissue_of.seqs", Code: "reissue.not_failed",
+			Message: "原记录 " + strconv.Itoa(c.OtherSeq) + " 状态为 " + string(c.OtherState) + "，只有发放失败的记录可以重发 (only a FAILED record can be reissued; PAID and UNKNOWN never)", Severity: validate.Error}
+	case "reissue_twice":
+		return validate.Issue{Seq: c.Seq, Field: "reissue_of.seqs", Code: "reissue.already_reissued",
+			Message: "原记录 " + strconv.Itoa(c.OtherSeq) + " 已重发过 (the original was reissued already)", Severity: validate.Error}
+	}
 	if c.Kind == "in_batch" {
 		return validate.Issue{Seq: c.Seq, Field: "id_number", Code: "id_number.duplicate_in_batch",
 			Message: "同一人员同一补贴在本批次重复，首次出现于序号 " + strconv.Itoa(c.OtherSeq) + " (same person twice in this batch)", Severity: validate.Error}
@@ -716,7 +827,7 @@ func validPeriod(s string) bool {
 func (g *Gateway) view(ctx context.Context, b *spool.Batch, withCounts bool) *BatchView {
 	v := &BatchView{BatchID: b.BatchID, Tenant: b.Tenant, Bank: b.Bank, Subsidy: SubsidyJSON{b.SubsidyCode, b.SubsidyName},
 		Period: b.Period, Memo: b.Memo, State: b.State, TotalCount: b.TotalCount, TotalFen: b.TotalFen,
-		Warnings: []validate.Issue{}, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt}
+		Warnings: []validate.Issue{}, CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, ReissueOf: b.ReissueOf}
 	if len(b.Warnings) > 0 {
 		if err := json.Unmarshal(b.Warnings, &v.Warnings); err != nil {
 			g.log.Warn("batch warnings unreadable", "batch", b.BatchID, "err", err)

@@ -69,8 +69,11 @@ type Batch struct {
 	State       BatchState
 	Warnings    []byte // JSON array of validation warnings returned with the 201
 	SubmittedBy string // token id
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// ReissueOf is the batch whose FAILED records this batch pays again
+	// (money rule 6); each record names its original in ReissueOfSeq.
+	ReissueOf string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Record is one payment line. Personal fields are ciphertexts (gateway encrypts
@@ -90,6 +93,12 @@ type Record struct {
 	AmountFen   int64
 	Remark      string
 	State       RecordState
+	// ReissueOfSeq is the seq, in the batch's ReissueOf, of the FAILED
+	// record this one pays again (0: not a reissue).
+	ReissueOfSeq int
+	// ReissuedBy is the record (batch id and seq) that reissued this one, if any.
+	ReissuedByBatch string
+	ReissuedBySeq   int
 
 	// Result, once the bank has spoken.
 	Reason      string
@@ -104,8 +113,12 @@ type BatchHeader = Batch
 
 // Conflict is a record refused by the duplicate guards at Finalize.
 type Conflict struct {
-	Seq        int
-	Kind       string // "in_batch" (same person twice in this batch) or "cross_batch" (money rule 4)
+	Seq int
+	// Kind: "in_batch" (same person twice in this batch), "cross_batch"
+	// (money rule 4), "reissue_unknown" (no such original record),
+	// "reissue_not_failed" (the original is not FAILED: money rule 6),
+	// "reissue_twice" (the original was reissued already).
+	Kind       string
 	OtherBatch string // the batch holding the active record (cross_batch) or this batch
 	OtherSeq   int
 	OtherState RecordState

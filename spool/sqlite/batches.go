@@ -13,14 +13,14 @@ import (
 	"yktgw/spool"
 )
 
-const batchCols = `batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, content_hash, state, warnings, submitted_by, created_at, updated_at`
+const batchCols = `batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, content_hash, state, warnings, submitted_by, reissue_of, created_at, updated_at`
 
 func scanBatch(sc interface{ Scan(...any) error }) (*spool.Batch, error) {
 	var b spool.Batch
 	var created, updated int64
 	var state string
 	if err := sc.Scan(&b.BatchID, &b.Tenant, &b.Bank, &b.SubsidyCode, &b.SubsidyName, &b.Period, &b.Memo,
-		&b.TotalCount, &b.TotalFen, &b.ContentHash, &state, &b.Warnings, &b.SubmittedBy, &created, &updated); err != nil {
+		&b.TotalCount, &b.TotalFen, &b.ContentHash, &state, &b.Warnings, &b.SubmittedBy, &b.ReissueOf, &created, &updated); err != nil {
 		return nil, err
 	}
 	b.State = spool.BatchState(state)
@@ -127,13 +127,20 @@ func (s *Store) TransitionBatch(ctx context.Context, batchID string, from, to sp
 	})
 }
 
-const recordCols = `seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, state, reason, bank_code, bank_message, bank_serial, result_at`
+const recordCols = `seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, state, reason, bank_code, bank_message, bank_serial, result_at, reissue_of_seq`
+
+// recordColsR is recordCols qualified with the alias r.
+var recordColsR = "r." + strings.ReplaceAll(recordCols, ", ", ", r.")
 
 func scanRecord(sc interface{ Scan(...any) error }, r *spool.Record) error {
+	return scanRecordWith(sc, r)
+}
+
+func scanRecordWith(sc interface{ Scan(...any) error }, r *spool.Record, extra ...any) error {
 	var state string
 	var at int64
-	if err := sc.Scan(&r.Seq, &r.NameEnc, &r.IDEnc, &r.AccountEnc, &r.IDIndex, &r.AccountIndex, &r.DedupeKey,
-		&r.AccountKind, &r.AmountFen, &r.Remark, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BankSerial, &at); err != nil {
+	if err := sc.Scan(append([]any{&r.Seq, &r.NameEnc, &r.IDEnc, &r.AccountEnc, &r.IDIndex, &r.AccountIndex, &r.DedupeKey,
+		&r.AccountKind, &r.AmountFen, &r.Remark, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BankSerial, &at, &r.ReissueOfSeq}, extra...)...); err != nil {
 		return err
 	}
 	r.State = spool.RecordState(state)
@@ -163,13 +170,16 @@ func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilte
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	q := `SELECT ` + recordCols + ` FROM records WHERE batch = ? AND seq > ?`
+	q := `SELECT ` + recordColsR + `, coalesce(rb.batch_id, ''), coalesce(rr.seq, 0) FROM records r
+		LEFT JOIN records rr ON rr.reissue_of_batch = r.batch AND rr.reissue_of_seq = r.seq AND rr.state NOT IN ('STAGED','CANCELLED')
+		LEFT JOIN batches rb ON rb.id = rr.batch
+		WHERE r.batch = ? AND r.seq > ?`
 	args := []any{id, f.AfterSeq}
 	if f.State != "" {
-		q += ` AND state = ?`
+		q += ` AND r.state = ?`
 		args = append(args, string(f.State))
 	}
-	q += ` ORDER BY seq LIMIT ?`
+	q += ` ORDER BY r.seq LIMIT ?`
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -179,7 +189,7 @@ func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilte
 	out := make([]spool.Record, 0, min(limit, 256))
 	for rows.Next() {
 		var r spool.Record
-		if err := scanRecord(rows, &r); err != nil {
+		if err := scanRecordWith(rows, &r, &r.ReissuedByBatch, &r.ReissuedBySeq); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -221,9 +231,9 @@ func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Sta
 	now := s.now().UnixNano()
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO batches(batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, state, submitted_by, created_at, updated_at)
-			VALUES (?,?,?,?,?,?,?,?,?,'STAGING',?,?,?)`,
-			h.BatchID, h.Tenant, h.Bank, h.SubsidyCode, h.SubsidyName, h.Period, h.Memo, h.TotalCount, h.TotalFen, h.SubmittedBy, now, now)
+		res, err := tx.ExecContext(ctx, `INSERT INTO batches(batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, state, submitted_by, reissue_of, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?,?,'STAGING',?,?,?,?)`,
+			h.BatchID, h.Tenant, h.Bank, h.SubsidyCode, h.SubsidyName, h.Period, h.Memo, h.TotalCount, h.TotalFen, h.SubmittedBy, h.ReissueOf, now, now)
 		if err != nil {
 			return err
 		}
@@ -248,8 +258,8 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		if state != string(spool.BatchStaging) {
 			return fmt.Errorf("stage already %s: %w", state, spool.ErrStale)
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, state)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,'STAGED')`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, reissue_of_seq, state)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'STAGED')`)
 		if err != nil {
 			return err
 		}
@@ -258,7 +268,7 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 			r := &recs[i]
 			// No ctx per row: go-sqlite3 starts a goroutine per call for a
 			// cancellable context; the transaction already carries ctx.
-			if _, err := stmt.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark); err != nil {
+			if _, err := stmt.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq); err != nil {
 				if isUnique(err) {
 					return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
 				}
@@ -302,8 +312,18 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 			}
 			return fmt.Errorf("batch %q exists: %w", b.BatchID, spool.ErrConflict)
 		}
+		var reissuePK int64
+		if b.ReissueOf != "" {
+			err := tx.QueryRowContext(ctx, `SELECT id FROM batches WHERE batch_id = ? AND state <> 'STAGING'`, b.ReissueOf).Scan(&reissuePK)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE records SET reissue_of_batch = ? WHERE batch = ? AND reissue_of_seq > 0`, reissuePK, st.id); err != nil {
+				return err
+			}
+		}
 		var err error
-		if res, err = st.guards(ctx, tx); err != nil {
+		if res, err = st.guards(ctx, tx, reissuePK); err != nil {
 			return err
 		}
 		if len(res.Conflicts) > 0 {
@@ -321,9 +341,9 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE batches SET batch_id=?, tenant=?, bank=?, subsidy_code=?, subsidy_name=?, period=?, memo=?,
-			total_count=?, total_fen=?, content_hash=?, warnings=?, submitted_by=?, state='RECEIVED', updated_at=? WHERE id = ?`,
+			total_count=?, total_fen=?, content_hash=?, warnings=?, submitted_by=?, reissue_of=?, state='RECEIVED', updated_at=? WHERE id = ?`,
 			b.BatchID, b.Tenant, b.Bank, b.SubsidyCode, b.SubsidyName, b.Period, b.Memo, b.TotalCount, b.TotalFen,
-			b.ContentHash, b.Warnings, b.SubmittedBy, now.UnixNano(), st.id)
+			b.ContentHash, b.Warnings, b.SubmittedBy, b.ReissueOf, now.UnixNano(), st.id)
 		if isUnique(err) {
 			return fmt.Errorf("batch %q exists: %w", b.BatchID, spool.ErrConflict)
 		}
@@ -342,11 +362,45 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 
 // guards runs the duplicate checks of a stage inside the finalize transaction,
 // so no other batch can slip in between check and commit.
-func (st *stage) guards(ctx context.Context, tx *sql.Tx) (spool.FinalizeResult, error) {
+func (st *stage) guards(ctx context.Context, tx *sql.Tx, reissuePK int64) (spool.FinalizeResult, error) {
 	var res spool.FinalizeResult
+	// Money rule 6: a reissue pays again only a FAILED record, and only once.
+	rows, err := tx.QueryContext(ctx, `SELECT n.seq, n.reissue_of_seq, coalesce(o.state, ''),
+		(SELECT count(*) FROM records x WHERE x.reissue_of_batch = n.reissue_of_batch AND x.reissue_of_seq = n.reissue_of_seq
+		   AND x.state NOT IN ('STAGED','CANCELLED')),
+		(SELECT count(*) FROM records y WHERE y.batch = n.batch AND y.reissue_of_seq = n.reissue_of_seq AND y.seq < n.seq)
+		FROM records n LEFT JOIN records o ON o.batch = ? AND o.seq = n.reissue_of_seq
+		WHERE n.batch = ? AND n.reissue_of_seq > 0 ORDER BY n.seq`, reissuePK, st.id)
+	if err != nil {
+		return res, err
+	}
+	for rows.Next() {
+		var seq, orig, already, earlier int
+		var state string
+		if err := rows.Scan(&seq, &orig, &state, &already, &earlier); err != nil {
+			rows.Close()
+			return res, err
+		}
+		c := spool.Conflict{Seq: seq, OtherSeq: orig, OtherState: spool.RecordState(state)}
+		switch {
+		case state == "":
+			c.Kind = "reissue_unknown"
+		case state != string(spool.RecordFailed):
+			c.Kind = "reissue_not_failed"
+		case already > 0 || earlier > 0:
+			c.Kind = "reissue_twice"
+		default:
+			continue
+		}
+		res.Conflicts = append(res.Conflicts, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
 	// Same person twice for this subsidy and period within the batch: every
 	// occurrence after the first is refused.
-	rows, err := tx.QueryContext(ctx, `SELECT r.seq, (SELECT min(seq) FROM records f WHERE f.batch = r.batch AND f.dedupe_key = r.dedupe_key)
+	rows, err = tx.QueryContext(ctx, `SELECT r.seq, (SELECT min(seq) FROM records f WHERE f.batch = r.batch AND f.dedupe_key = r.dedupe_key)
 		FROM records r WHERE r.batch = ? AND r.dedupe_key IN (SELECT dedupe_key FROM records WHERE batch = ? GROUP BY dedupe_key HAVING count(*) > 1)
 		ORDER BY r.seq`, st.id, st.id)
 	if err != nil {
@@ -422,7 +476,7 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx) (spool.FinalizeResult, 
 	sort.Slice(res.SharedAccounts, func(i, j int) bool { return res.SharedAccounts[i].Seqs[0] < res.SharedAccounts[j].Seqs[0] })
 	// Warnings: the person had a FAILED record for this subsidy and period.
 	rows, err = tx.QueryContext(ctx, `SELECT DISTINCT n.seq FROM records n JOIN records o ON o.dedupe_key = n.dedupe_key AND o.state = 'FAILED'
-		WHERE n.batch = ? AND o.batch <> ? ORDER BY n.seq`, st.id, st.id)
+		WHERE n.batch = ? AND o.batch <> ? AND n.reissue_of_seq = 0 ORDER BY n.seq`, st.id, st.id)
 	if err != nil {
 		return res, err
 	}
