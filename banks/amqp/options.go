@@ -1,0 +1,137 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"yktgw/banks"
+)
+
+// OptionSpecs are the options of the "amqp" channel kind.
+var OptionSpecs = []banks.OptionSpec{
+	{Name: "url", Help: "broker URL amqp://user:password@host:port/vhost (this or url_file is required)", Sensitive: true},
+	{Name: "url_file", Help: "absolute path of a file holding the broker URL (keeps the password out of the config)"},
+	{Name: "exchange", Help: "exchange our batch messages are published to (\"\" = the default exchange)"},
+	{Name: "outbound_queue", Help: "the bank's queue our batch messages must land in (declared and bound when declare is true)", Required: true},
+	{Name: "routing_key", Help: "routing key of our batch messages (default: outbound_queue)"},
+	{Name: "feedback_queue", Help: "the per-bank queue the bank publishes its return messages to", Required: true},
+	{Name: "declare", Help: "declare the exchange and both queues (durable) and the binding, idempotently, on every connection", Default: "true"},
+	{Name: "probe", Help: "the bank answers in-band probe messages (see the package doc); enables the \"did it arrive\" probe", Default: "false"},
+	{Name: "prefetch", Help: "most return messages held unacknowledged at once", Default: "16"},
+	{Name: "timeout", Help: "dial timeout, and the longest wait for a publisher confirm or a probe answer", Default: "30s"},
+	{Name: "heartbeat", Help: "AMQP heartbeat interval (a dead broker is noticed within about twice this)", Default: "10s"},
+	{Name: "max_message_bytes", Help: "largest sealed message published or return message accepted", Default: "134217728"},
+}
+
+// config is the parsed, checked form of the options.
+type config struct {
+	url        string // secret: never logged
+	addr       string // host:port, for logs
+	exchange   string
+	queue      string
+	routingKey string
+	fbQueue    string
+	declare    bool
+	probe      bool
+	prefetch   int
+	timeout    time.Duration
+	heartbeat  time.Duration
+	maxBytes   int64
+}
+
+// parseOptions turns validated options (defaults filled) into a config,
+// reporting every problem at once. The URL file is read here, so a bad
+// secret shows at start-up rather than at the first send. No error quotes
+// the URL.
+func parseOptions(o banks.Options) (*config, error) {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("amqp: option %s: %s", name, fmt.Sprintf(format, a...)))
+	}
+	c := &config{
+		exchange:   o["exchange"],
+		queue:      o["outbound_queue"],
+		routingKey: o["routing_key"],
+		fbQueue:    o["feedback_queue"],
+	}
+	for _, req := range []string{"outbound_queue", "feedback_queue"} {
+		if strings.TrimSpace(o[req]) == "" {
+			bad(req, "required")
+		}
+	}
+	if c.routingKey == "" {
+		c.routingKey = c.queue
+	}
+	if c.queue != "" && c.queue == c.fbQueue {
+		bad("feedback_queue", "must differ from outbound_queue")
+	}
+	raw := o["url"]
+	switch f := o["url_file"]; {
+	case f != "" && raw != "":
+		bad("url_file", "give url or url_file, not both")
+	case f != "" && !filepath.IsAbs(f):
+		bad("url_file", "%q must be an absolute path (config resolves paths against the config file)", f)
+	case f != "":
+		b, err := os.ReadFile(f)
+		if err != nil {
+			bad("url_file", "%v", err)
+		}
+		raw = strings.TrimSpace(string(b))
+		if raw == "" && err == nil {
+			bad("url_file", "%s holds no URL", f)
+		}
+	case raw == "":
+		bad("url", "required (or url_file)")
+	}
+	if raw != "" {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			bad("url", "not a URL") // the parse error would quote the secret
+		case u.Scheme != "amqp" && u.Scheme != "amqps":
+			bad("url", "scheme must be amqp or amqps")
+		case u.Host == "":
+			bad("url", "no host")
+		default:
+			c.url = raw
+			c.addr = u.Host
+		}
+	}
+	boolean := func(name string) bool {
+		v, err := strconv.ParseBool(o[name])
+		if err != nil {
+			bad(name, "%q is not true or false", o[name])
+		}
+		return v
+	}
+	c.declare = boolean("declare")
+	c.probe = boolean("probe")
+	var err error
+	c.prefetch, err = strconv.Atoi(o["prefetch"])
+	if err != nil || c.prefetch < 1 || c.prefetch > 1000 {
+		bad("prefetch", "%q is not a number from 1 to 1000", o["prefetch"])
+	}
+	dur := func(name string, min time.Duration) time.Duration {
+		d, err := time.ParseDuration(o[name])
+		if err != nil || d < min {
+			bad(name, "%q is not a duration >= %s", o[name], min)
+		}
+		return d
+	}
+	c.timeout = dur("timeout", 10*time.Millisecond)
+	c.heartbeat = dur("heartbeat", time.Second)
+	c.maxBytes, err = strconv.ParseInt(o["max_message_bytes"], 10, 64)
+	if err != nil || c.maxBytes < 1 {
+		bad("max_message_bytes", "%q is not a positive number", o["max_message_bytes"])
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
