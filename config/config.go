@@ -50,6 +50,7 @@ type Config struct {
 	Webhooks      []Webhook     `mapstructure:"webhooks"`
 	WebhookOutbox WebhookOutbox `mapstructure:"webhook_outbox"`
 	Reports       Reports       `mapstructure:"reports"`
+	Replay        Replay        `mapstructure:"replay"`
 
 	// File is the absolute path of the file the config was loaded from ("" for Default()).
 	File string `mapstructure:"-"`
@@ -167,6 +168,13 @@ type Banksim struct {
 	PassphraseFile     string `mapstructure:"passphrase_file"`
 }
 
+// Replay configures ops replays of DEAD deliveries (gateway/replay.go).
+type Replay struct {
+	// ApprovalThresholdFen: a replay of a delivery above this many fen needs
+	// a second person with the approver role (maker-checker). 0: always.
+	ApprovalThresholdFen int64 `mapstructure:"approval_threshold_fen"`
+}
+
 // Reports configures the check lists before payment (gateway/report).
 type Reports struct {
 	Sanwu Sanwu `mapstructure:"sanwu"`
@@ -224,6 +232,7 @@ func Default() *Config {
 		Feedback:      Feedback{PollInterval: 2 * time.Second, MinFileAge: 2 * time.Second},
 		Calendar:      []string{"calendar/cn-2026.yaml"},
 		Log:           Log{Level: "info", Format: "json"},
+		Replay:        Replay{ApprovalThresholdFen: 10_000_000},
 		WebhookOutbox: WebhookOutbox{PollInterval: time.Second, BackoffInitial: 2 * time.Second, BackoffMax: 10 * time.Minute, AlarmAfter: 5},
 		Banksim: Banksim{
 			Listen: "127.0.0.1:2222", Root: "var/banksim",
@@ -417,6 +426,9 @@ func (e *ValidationError) Error() string {
 func (c *Config) Validate() error {
 	var p problems
 	p.hostPort("listen", c.Listen, true)
+	if c.Replay.ApprovalThresholdFen < 0 {
+		p.add("replay.approval_threshold_fen: must be 0 or more (fen)")
+	}
 	if c.TLS.Enabled() {
 		if c.TLS.CertFile == "" {
 			p.add("tls.cert_file: required when tls.key_file is set")

@@ -12,7 +12,8 @@ import (
 //	              ^         |
 //	              +---------+ (retry later: the send provably did not land)
 //	SENDING -> DEAD, SEALED -> DEAD, PLANNED -> DEAD (gave up; ops decides)
-//	DEAD -> SEALED (ops replay, after the bank side was asked)
+//	DEAD -> SEALED | SENT | PLANNED (ops replay, after the bank side was asked:
+//	                                  not arrived | arrived | never sealed)
 //
 // A delivery found in SENDING at start-up may or may not have reached the
 // bank: the dispatcher asks the bank side before anything is re-sent
@@ -31,7 +32,7 @@ var deliveryNext = map[DeliveryState][]DeliveryState{
 	DeliveryPlanned: {DeliverySealed, DeliveryDead},
 	DeliverySealed:  {DeliverySending, DeliveryDead},
 	DeliverySending: {DeliverySent, DeliverySealed, DeliveryDead},
-	DeliveryDead:    {DeliverySealed, DeliverySent},
+	DeliveryDead:    {DeliverySealed, DeliverySent, DeliveryPlanned},
 }
 
 // CheckDelivery reports whether a delivery may move between two states.

@@ -244,6 +244,7 @@ type Store interface {
 	AuditEntries(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 
 	DeliveryStore
+	ReplayStore
 
 	// Ping checks the spool is usable (readiness).
 	Ping(ctx context.Context) error

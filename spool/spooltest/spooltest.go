@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) spool.Store) {
 		{"AuditChain", auditChain},
 	}
 	cases = append(cases, deliveryCases...)
+	cases = append(cases, replayCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
