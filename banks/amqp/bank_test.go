@@ -74,8 +74,37 @@ type testBank struct {
 	copies   map[string]int // messages per file name (duplicates counted)
 	barriers map[string]chan struct{}
 	put      []string
+	ctx      context.Context
 	cancel   context.CancelFunc
 	done     chan struct{}
+}
+
+// subscribe starts the bank's consumer on its queue.
+func (b *testBank) subscribe(t testing.TB) {
+	t.Helper()
+	cons, err := b.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cons.Consume(b.queue, "", false, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	b.mu.Lock()
+	b.done = done
+	b.mu.Unlock()
+	go b.run(b.ctx, cons, ds, done)
+}
+
+// resubscribe re-declares the bank's queue and consumes it again (after
+// the queue was deleted).
+func (b *testBank) resubscribe(t testing.TB) {
+	t.Helper()
+	if _, err := b.pubCh.QueueDeclare(b.queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.subscribe(t)
 }
 
 const typeBarrier = "banktest.barrier"
@@ -87,7 +116,7 @@ func startTestBank(t testing.TB, u, queue, fbQueue string) *testBank {
 		t.Fatal(err)
 	}
 	b := &testBank{t: t, url: u, queue: queue, fbQueue: fbQueue, conn: c, received: map[string][]byte{},
-		copies: map[string]int{}, barriers: map[string]chan struct{}{}, done: make(chan struct{})}
+		copies: map[string]int{}, barriers: map[string]chan struct{}{}}
 	admin, err := c.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -101,20 +130,16 @@ func startTestBank(t testing.TB, u, queue, fbQueue string) *testBank {
 	if err := admin.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := c.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := cons.Consume(queue, "", false, true, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
-	go b.run(ctx, cons, ds)
+	b.ctx = ctx
+	b.subscribe(t)
 	t.Cleanup(func() {
 		cancel()
-		<-b.done
+		b.mu.Lock()
+		done := b.done
+		b.mu.Unlock()
+		<-done
 		if ch, err := amqp091.Dial(u); err == nil {
 			if a, err := ch.Channel(); err == nil {
 				a.QueueDelete(queue, false, false, false)
@@ -127,8 +152,8 @@ func startTestBank(t testing.TB, u, queue, fbQueue string) *testBank {
 	return b
 }
 
-func (b *testBank) run(ctx context.Context, cons *amqp091.Channel, ds <-chan amqp091.Delivery) {
-	defer close(b.done)
+func (b *testBank) run(ctx context.Context, cons *amqp091.Channel, ds <-chan amqp091.Delivery, done chan struct{}) {
+	defer close(done)
 	for {
 		select {
 		case <-ctx.Done():
