@@ -36,6 +36,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("GET /v1/batches/{id}", g.auth(PermRead, g.getBatch))
 	mux.Handle("GET /v1/batches/{id}/results", g.auth(PermRead, g.getResults))
 	mux.Handle("POST /v1/batches/{id}/cancel", g.auth(PermCancel, g.cancelBatch))
+	g.replayRoutes(mux)
 	g.reportRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 404, "", "not_found", "无此接口 (no such endpoint)")

@@ -31,7 +31,9 @@ type faultEnv struct {
 	who  *gateway.Principal
 }
 
-func newFaultEnv(t *testing.T, failRate float64, deadline time.Duration, faults sim.Faults) *faultEnv {
+// newFaultEnv starts a simulated bank and the whole gateway; prepare runs
+// before the gateway's workers start.
+func newFaultEnv(t *testing.T, failRate float64, deadline time.Duration, faults sim.Faults, prepare ...func(*gateway.Gateway)) *faultEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ks, err := sim.SetupKeys(filepath.Join(dir, "keys"), nil)
@@ -66,6 +68,9 @@ func newFaultEnv(t *testing.T, failRate float64, deadline time.Duration, faults 
 	}
 	if deadline > 0 {
 		g.Profile("DEMO").FeedbackDeadline = deadline
+	}
+	for _, p := range prepare {
+		p(g)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -94,6 +94,9 @@ func New(d Deps) (*Gateway, error) {
 // Profile returns a bank profile (nil if unknown).
 func (g *Gateway) Profile(code string) *banks.Profile { return g.profiles[code] }
 
+// Config returns the configuration in use.
+func (g *Gateway) Config() *config.Config { return g.cfg }
+
 // Store returns the spool.
 func (g *Gateway) Store() spool.Store { return g.store }
 
