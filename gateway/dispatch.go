@@ -388,6 +388,7 @@ func (d *dispatcher) sendOne(ctx context.Context, bank *Bank, dl spool.Delivery)
 		return
 	}
 	dl.Attempts++
+	g.metrics.deliveryAttempt(dl.Bank)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	rec, err := bank.Channel.Send(sctx, outbound(dl))
 	cancel()
@@ -397,15 +398,18 @@ func (d *dispatcher) sendOne(ctx context.Context, bank *Bank, dl spool.Delivery)
 		d.sent(ctx, dl, rec, "")
 	case errors.Is(err, banks.ErrOutcomeUnknown) || ctx.Err() != nil:
 		// Leave it SENDING: the next round asks the bank before anything else.
+		g.metrics.deliveryFailed(dl.Bank, "unknown")
 		log.Warn("delivery outcome unknown; the bank side will be asked", "err", err)
 	case banks.IsRetryable(err) && dl.Attempts < g.cfg.Dispatcher.MaxAttempts:
 		next := g.now().Add(d.backoff(dl.Attempts))
+		g.metrics.deliveryFailed(dl.Bank, "retry")
 		log.Warn("delivery failed, will retry", "attempt", dl.Attempts, "next", next, "err", err)
 		if err := g.store.ChangeDelivery(ctx, spool.DeliveryChange{ID: dl.ID, From: spool.DeliverySending, To: spool.DeliverySealed,
 			NextAttempt: next, Error: err.Error()}); err != nil {
 			log.Error("dispatch: retry later", "err", err)
 		}
 	default:
+		g.metrics.deliveryFailed(dl.Bank, "dead")
 		d.dead(ctx, dl, spool.DeliverySending, fmt.Sprintf("gave up after %d attempts: %v", dl.Attempts, err))
 	}
 }

@@ -10,6 +10,7 @@ import (
 // poller per bank, and the overdue watch. The returned group ends with ctx.
 func (g *Gateway) startWorkers(ctx context.Context) *sync.WaitGroup {
 	var wg sync.WaitGroup
+	g.startOpsWorkers(ctx, &wg) // metrics gauges, channel pings, webhook outbox (metrics.go, webhook.go)
 	if len(g.banks) == 0 {
 		return &wg
 	}

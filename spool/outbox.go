@@ -100,7 +100,8 @@ type Outbox interface {
 	// transaction. An event no endpoint covers is marked routed with no
 	// item. Returns the number of events routed.
 	RouteOutbox(ctx context.Context, route func(tenant string) []OutboxTarget, limit int) (int, error)
-	// OutboxItems lists items in id order.
+	// OutboxItems lists items in id order, or, with DueBy set, the due ones
+	// longest waiting first.
 	OutboxItems(ctx context.Context, f OutboxFilter) ([]OutboxItem, error)
 	// OutboxDelivered records a 2xx answer: the item becomes DELIVERED and
 	// the alarm it raised, if any, is resolved.

@@ -56,6 +56,14 @@ func (s *Store) RouteOutbox(ctx context.Context, route func(tenant string) []spo
 	if limit <= 0 {
 		limit = 1000
 	}
+	// Most rounds find nothing: ask a reader before taking the writer.
+	var waiting int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox_events WHERE routed_at = 0 LIMIT 1)`).Scan(&waiting); err != nil {
+		return 0, fmt.Errorf("sqlite: route outbox: %w", err)
+	}
+	if waiting == 0 {
+		return 0, nil
+	}
 	n := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, tenant FROM outbox_events WHERE routed_at = 0 ORDER BY id LIMIT ?`, limit)
@@ -133,7 +141,11 @@ func (s *Store) OutboxItems(ctx context.Context, f spool.OutboxFilter) ([]spool.
 	if limit <= 0 {
 		limit = 1000
 	}
-	q += " ORDER BY o.id LIMIT ?"
+	if f.DueBy.IsZero() {
+		q += " ORDER BY o.id LIMIT ?"
+	} else {
+		q += " ORDER BY o.next_attempt, o.id LIMIT ?" // due work: longest waiting first, so no item starves
+	}
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
