@@ -4,6 +4,8 @@
 package all
 
 import (
+	// The AMQP 0-9-1 channel ("amqp").
+	_ "yktgw/banks/amqp"
 	// The SFTP channel ("sftp").
 	_ "yktgw/banks/sftp"
 )

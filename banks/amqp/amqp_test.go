@@ -14,8 +14,11 @@ func TestConformanceRabbitMQ(t *testing.T) {
 	queue, fb := randName(t, "out"), randName(t, "fb")
 	bank := startTestBank(t, u, queue, fb)
 	banktest.Run(t, banktest.Opts{
-		New:      func(t *testing.T) banks.Channel { return newChannel(t, u, queue, fb, nil) },
-		Bank:     bank,
-		Messages: true,
+		New: func(t *testing.T) banks.Channel {
+			return newChannel(t, u, queue, fb, map[string]string{"feedback_pattern": "FB_*.txt"})
+		},
+		Bank:                bank,
+		Messages:            true,
+		IgnoredFeedbackName: "IGNORED_" + queue + ".txt",
 	})
 }

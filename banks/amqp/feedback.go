@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strconv"
 	"sync"
@@ -44,6 +45,8 @@ type heldMsg struct {
 	ac   *amqp091.Channel
 	body []byte
 	at   time.Time
+	// warned: its id does not match the pattern and that was logged.
+	warned bool
 }
 
 func (f *feedback) init() {
@@ -134,6 +137,14 @@ func (ch *Channel) ListFeedback(ctx context.Context) ([]banks.FeedbackRef, error
 	}
 	refs := make([]banks.FeedbackRef, 0, len(f.held))
 	for id, m := range f.held {
+		if ok, _ := path.Match(ch.cfg.pattern, id); !ok {
+			if !m.warned {
+				m.warned = true
+				ch.log.Warn("amqp: return message id does not match feedback_pattern; held unacknowledged, not listed (ops must look)",
+					"id", id, "pattern", ch.cfg.pattern)
+			}
+			continue
+		}
 		refs = append(refs, banks.FeedbackRef{ID: id, Size: int64(len(m.body)), ModTime: m.at})
 	}
 	sort.Slice(refs, func(i, j int) bool { return refs[i].ID < refs[j].ID })

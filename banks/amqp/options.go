@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ var OptionSpecs = []banks.OptionSpec{
 	{Name: "outbound_queue", Help: "the bank's queue our batch messages must land in (declared and bound when declare is true)", Required: true},
 	{Name: "routing_key", Help: "routing key of our batch messages (default: outbound_queue)"},
 	{Name: "feedback_queue", Help: "the per-bank queue the bank publishes its return messages to", Required: true},
+	{Name: "feedback_pattern", Help: "glob (path.Match) a return message's id must match to be listed; others are held unacknowledged (never dropped) and logged", Default: "*"},
 	{Name: "declare", Help: "declare the exchange and both queues (durable) and the binding, idempotently, on every connection", Default: "true"},
 	{Name: "probe", Help: "the bank answers in-band probe messages (see the package doc); enables the \"did it arrive\" probe", Default: "false"},
 	{Name: "prefetch", Help: "most return messages held unacknowledged at once", Default: "16"},
@@ -37,6 +39,7 @@ type config struct {
 	queue      string
 	routingKey string
 	fbQueue    string
+	pattern    string
 	declare    bool
 	probe      bool
 	prefetch   int
@@ -59,6 +62,13 @@ func parseOptions(o banks.Options) (*config, error) {
 		queue:      o["outbound_queue"],
 		routingKey: o["routing_key"],
 		fbQueue:    o["feedback_queue"],
+		pattern:    o["feedback_pattern"],
+	}
+	if c.pattern == "" {
+		c.pattern = "*"
+	}
+	if _, err := path.Match(c.pattern, ""); err != nil {
+		bad("feedback_pattern", "%q: %v", c.pattern, err)
 	}
 	for _, req := range []string{"outbound_queue", "feedback_queue"} {
 		if strings.TrimSpace(o[req]) == "" {
