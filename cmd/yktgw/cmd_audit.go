@@ -126,4 +126,3 @@ func init() {
 	auditCmd.AddCommand(verify, export)
 	rootCmd.AddCommand(auditCmd)
 }
-
