@@ -99,7 +99,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 			closeAll()
 			return nil, fmt.Errorf("gateway: bank %s channel: %w", bc.Code, err)
 		}
-		bankMap[bc.Code] = &Bank{Profile: p, Cert: bcert, Channel: ch}
+		bankMap[bc.Code] = &Bank{Profile: p, Cert: bcert, Channel: withRetry(ch, 3, 200*time.Millisecond)}
 	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
@@ -164,7 +164,10 @@ func (g *Gateway) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("yktgw serving", "addr", ln.Addr().String(), "tls", g.cfg.TLS.Enabled(), "banks", len(g.profiles))
+	g.log.Info("yktgw serving", "addr", ln.Addr().String(), "tls", g.cfg.TLS.Enabled(), "banks", len(g.profiles), "sm4", crypto.SM4Path())
+	if !crypto.SM4ConstantTime() {
+		g.log.Warn("this CPU has no AES-NI: single-block SM4 is not constant time here")
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
