@@ -9,8 +9,19 @@ import (
 	"io"
 	"time"
 
+	"yktgw/config"
 	"yktgw/spool"
+	"yktgw/spool/sqlite"
 )
+
+// OpenSpoolReadOnly opens the config's spool for looking only, safe beside
+// a running daemon (no migration, no start-up recovery, no writes).
+func OpenSpoolReadOnly(ctx context.Context, cfg *config.Config) (*sqlite.Store, error) {
+	if cfg.Spool.Driver != "sqlite" {
+		return nil, fmt.Errorf("gateway: spool driver %q not supported (sqlite)", cfg.Spool.Driver)
+	}
+	return sqlite.OpenReadOnly(ctx, cfg.Spool.Path)
+}
 
 // Kinds of broken audit links.
 const (

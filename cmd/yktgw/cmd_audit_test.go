@@ -182,3 +182,19 @@ func TestAuditExport(t *testing.T) {
 		t.Fatalf("bad --from: %v", err)
 	}
 }
+
+// Looking never writes: a missing spool is an error, not a new empty one.
+func TestAuditVerifyMissingSpool(t *testing.T) {
+	cfgPath, spoolPath := auditFixture(t)
+	if err := os.Remove(spoolPath); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(spoolPath + "-wal")
+	os.Remove(spoolPath + "-shm")
+	if _, err := runRoot(t, "audit", "verify", "--config", cfgPath); err == nil {
+		t.Fatal("verify of a missing spool succeeded")
+	}
+	if _, err := os.Stat(spoolPath); !os.IsNotExist(err) {
+		t.Fatalf("verify created the spool: %v", err)
+	}
+}

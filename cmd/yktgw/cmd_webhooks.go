@@ -37,7 +37,7 @@ func init() {
 				return err
 			}
 			ctx := context.Background()
-			st, err := gateway.OpenStore(ctx, cfg)
+			st, err := gateway.OpenSpoolReadOnly(ctx, cfg)
 			if err != nil {
 				return err
 			}
