@@ -179,6 +179,9 @@ func run(ctx context.Context, n, reps int, seed uint64, keep, profDir, bin strin
 			printTop(ctx, os.Stdout, filepath.Join(profDir, "profile."+stage+".cpu.pprof"), stage)
 		}
 		printTop(ctx, os.Stdout, filepath.Join(profDir, "profile.allocs.pprof"), "allocations (whole run, -sample_index=alloc_space)")
+		fmt.Println("\nNote: go-sqlite3 runs a statement executed with a cancellable context (ExecContext/QueryContext with a request or")
+		fmt.Println("worker ctx) on a goroutine of its own, so that CPU shows under go-sqlite3.(*SQLiteStmt).exec.func1 with no yktgw caller.")
+		fmt.Println("A profile's \"Total samples\" well below its Duration x 2 CPUs means the stage waits (fsync, the one SQLite writer, poll ticks).")
 	}
 	return nil
 }
@@ -205,8 +208,10 @@ func printTop(ctx context.Context, w io.Writer, file, stage string) {
 		a := append([]string(nil), args...)
 		label := "flat"
 		if cum {
-			a = append(a, "-cum")
-			label = "cumulative"
+			// Only our packages and the libraries doing the work, so the
+			// list names which yktgw function holds the time.
+			a = append(a, "-cum", "-show=yktgw/|go-sqlite3\\.\\(\\*SQLite(Stmt|Tx)\\)\\.(exec(\\.func1)?|Commit)$|pkg/sftp|gmsm/(sm2|sm3|sm4|internal)")
+			label = "cumulative, our functions and the SQLite/SFTP/gmsm calls under them"
 		}
 		out, err := exec.CommandContext(ctx, "go", append(a, file)...).CombinedOutput()
 		fmt.Fprintf(w, "\n== top functions, %s (%s): %s\n", stage, label, file)
@@ -265,17 +270,19 @@ func printTable(out io.Writer, e *env, bases []baselineTimes, runs []runResult, 
 	disp := y(func(r runResult) time.Duration { return r.Dispatch })
 	e2e := y(func(r runResult) time.Duration { return r.EndToEnd })
 	fb := y(func(r runResult) time.Duration { return r.Feedback })
-	var hwm int64
+	var hwm, hwmIntake, hwmSent int64
 	for _, r := range runs {
 		hwm = max(hwm, r.HWMSettled)
+		hwmIntake = max(hwmIntake, r.HWMIntake)
+		hwmSent = max(hwmSent, r.HWMSent)
 	}
 
 	fmt.Fprintf(out, "\nyktgw bench: N=%d records, reps=%d, seed=%d, %d CPUs, %s/%s, %s; %d deliveries of ≤%d records; plain file %d bytes\n",
 		n, len(runs), e.spec.Seed, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runs[0].Deliveries,
 		e.profile.MaxRecordsPerFile, bases[0].PlainBytes)
-	const rowFmt = "| %-52s | %10s | %10s | %10s |\n"
+	const rowFmt = "| %-66s | %10s | %10s | %10s |\n"
 	fmt.Fprintf(out, rowFmt, "stage (wall time)", "median", "min", "max")
-	fmt.Fprintf(out, "|%s|%s|%s|%s|\n", strings.Repeat("-", 54), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 12))
+	fmt.Fprintf(out, "|%s|%s|%s|%s|\n", strings.Repeat("-", 68), strings.Repeat("-", 12), strings.Repeat("-", 12), strings.Repeat("-", 12))
 	row := func(name string, ds []time.Duration) {
 		lo, hi := minmax(ds)
 		fmt.Fprintf(out, rowFmt, name, ms(median(ds)), ms(lo), ms(hi))
@@ -292,16 +299,19 @@ func printTable(out io.Writer, e *env, bases []baselineTimes, runs []runResult, 
 	ratio := median(e2e).Seconds() / median(base).Seconds()
 	intakeRate := float64(n) / median(intake).Seconds()
 	fbRate := float64(n) / median(fb).Seconds()
+	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 2, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "| figure\t value\t")
 	fmt.Fprintf(tw, "| ratio end to end yktgw / baseline (medians)\t %.2f×\t\n", ratio)
 	fmt.Fprintf(tw, "| records/s intake\t %.0f\t\n", intakeRate)
 	fmt.Fprintf(tw, "| records/s end to end\t %.0f\t\n", float64(n)/median(e2e).Seconds())
 	fmt.Fprintf(tw, "| records/s reconciliation\t %.0f\t\n", fbRate)
-	fmt.Fprintf(tw, "| daemon peak RSS (VmHWM) at N=%d\t %s\t\n", n, mib(hwm))
+	fmt.Fprintf(tw, "| daemon peak RSS (VmHWM) at N=%d: after intake / after SENT / after SETTLED\t %s / %s / %s\t\n", n, mib(hwmIntake), mib(hwmSent), mib(hwm))
 	var rssRatio float64
 	if small != nil {
-		fmt.Fprintf(tw, "| daemon peak RSS (VmHWM) at N/10=%d\t %s\t\n", small.N, mib(small.HWMSettled))
+		fmt.Fprintf(tw, "| daemon peak RSS (VmHWM) at N/10=%d: after intake / after SENT / after SETTLED\t %s / %s / %s\t\n", small.N,
+			mib(small.HWMIntake), mib(small.HWMSent), mib(small.HWMSettled))
+		fmt.Fprintf(tw, "| yktgw at N/10: intake / end to end / feedback\t %s / %s / %s\t\n", ms(small.Intake), ms(small.EndToEnd), ms(small.Feedback))
 		rssRatio = float64(hwm) / float64(small.HWMSettled)
 		fmt.Fprintf(tw, "| RSS ratio N : N/10\t %.2f×\t\n", rssRatio)
 	}
