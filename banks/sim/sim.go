@@ -198,7 +198,12 @@ type Sim struct {
 }
 
 // New checks cfg and opens Root. It does not listen: Start does.
-func New(cfg Config) (*Sim, error) {
+func New(cfg Config) (*Sim, error) { return newSim(cfg, true) }
+
+// newSim is New; withSSH false leaves out the SSH server (a bank reached by
+// another channel, e.g. NewHTTPS, shares the rest: processing, returns,
+// stats, faults).
+func newSim(cfg Config, withSSH bool) (*Sim, error) {
 	var errs []error
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf("sim: "+f, a...)) }
 	if cfg.Listen == "" {
@@ -207,13 +212,13 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Root == "" {
 		bad("root directory required")
 	}
-	if cfg.HostKey == nil {
+	if withSSH && cfg.HostKey == nil {
 		bad("host key required")
 	}
-	if len(cfg.AuthorizedKeys) == 0 {
+	if withSSH && len(cfg.AuthorizedKeys) == 0 {
 		bad("at least one authorized key required")
 	}
-	if cfg.User == "" {
+	if withSSH && cfg.User == "" {
 		bad("user required")
 	}
 	if cfg.Profile == nil || cfg.Profile.Outbound == nil || cfg.Profile.Return == nil {
@@ -305,7 +310,9 @@ func New(cfg Config) (*Sim, error) {
 		},
 		MaxAuthTries: 6,
 	}
-	s.sshCfg.AddHostKey(cfg.HostKey)
+	if withSSH {
+		s.sshCfg.AddHostKey(cfg.HostKey)
+	}
 	return s, nil
 }
 
@@ -315,33 +322,45 @@ func New(cfg Config) (*Sim, error) {
 func (s *Sim) Start(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closed {
-		return "", errors.New("sim: Start called twice or after Close")
-	}
-	for _, d := range []string{s.outDir, s.fbDir, "rejected", ".sim/pending"} {
-		if err := s.root.MkdirAll(d, 0o755); err != nil {
-			return "", fmt.Errorf("sim: mkdir %s: %w", d, err)
-		}
-	}
-	if err := s.loadLocked(); err != nil {
-		return "", err
-	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return "", fmt.Errorf("sim: listen: %w", err)
+	}
+	if err := s.startLocked(ctx, ln); err != nil {
+		ln.Close()
+		return "", err
+	}
+	s.wg.Add(1)
+	go s.accept()
+	s.log.Info("bank simulator listening", "addr", ln.Addr().String(), "root", s.cfg.Root,
+		"outbound_dir", s.outDir, "feedback_dir", s.fbDir, "fail_rate", s.cfg.FailRate, "seed", s.cfg.Seed)
+	return ln.Addr().String(), nil
+}
+
+// startLocked creates the bank's directories, loads the stats a previous
+// run left, and starts processing; ln is the listener of the channel
+// server (closed by Close).
+func (s *Sim) startLocked(ctx context.Context, ln net.Listener) error {
+	if s.started || s.closed {
+		return errors.New("sim: Start called twice or after Close")
+	}
+	for _, d := range []string{s.outDir, s.fbDir, "rejected", ".sim/pending"} {
+		if err := s.root.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("sim: mkdir %s: %w", d, err)
+		}
+	}
+	if err := s.loadLocked(); err != nil {
+		return err
 	}
 	s.started = true
 	s.ln = ln
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.saveLocked()
-	s.wg.Add(3)
-	go s.accept()
+	s.wg.Add(2)
 	go s.worker()
 	go s.scanner()
 	s.resumePending()
-	s.log.Info("bank simulator listening", "addr", ln.Addr().String(), "root", s.cfg.Root,
-		"outbound_dir", s.outDir, "feedback_dir", s.fbDir, "fail_rate", s.cfg.FailRate, "seed", s.cfg.Seed)
-	return ln.Addr().String(), nil
+	return nil
 }
 
 // Addr is the listen address after Start ("" before).
