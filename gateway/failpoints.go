@@ -11,6 +11,7 @@ const (
 	FPSealedBeforeSend        = failpoint.SealedBeforeSend
 	FPMidUpload               = failpoint.MidUpload
 	FPUploadedBeforeRename    = failpoint.UploadedBeforeRename
+	FPPublishedBeforeConfirm  = failpoint.PublishedBeforeConfirm
 	FPRenamedBeforeSpoolKnows = failpoint.RenamedBeforeSpoolKnows
 	FPMidFeedbackApply        = failpoint.MidFeedbackApply
 	FPFeedbackBeforeArchive   = failpoint.FeedbackBeforeArchive
@@ -18,6 +19,14 @@ const (
 
 // Failpoints lists every crash point, in the order a batch meets them.
 var Failpoints = []string{FPIntakeCommitted, FPSealedBeforeSend, FPMidUpload, FPUploadedBeforeRename,
-	FPRenamedBeforeSpoolKnows, FPMidFeedbackApply, FPFeedbackBeforeArchive}
+	FPPublishedBeforeConfirm, FPRenamedBeforeSpoolKnows, FPMidFeedbackApply, FPFeedbackBeforeArchive}
+
+// ChannelFailpoints names the crash points only one channel kind reaches
+// (its plugin calls them); the others are reached on every channel.
+var ChannelFailpoints = map[string]string{
+	FPMidUpload:              "sftp",
+	FPUploadedBeforeRename:   "sftp",
+	FPPublishedBeforeConfirm: "amqp",
+}
 
 func hit(name string) { failpoint.Hit(name) }

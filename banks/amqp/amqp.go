@@ -49,6 +49,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"yktgw/banks"
+	"yktgw/internal/failpoint"
 )
 
 // Kind is the channel kind name this package registers.
@@ -401,6 +402,7 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 	if err := ac.PublishWithContext(context.WithoutCancel(ctx), ch.cfg.exchange, ch.cfg.routingKey, true, false, pub); err != nil {
 		return banks.Receipt{}, unknown(fmt.Errorf("amqp: publish %s: %w", o.Name, err))
 	}
+	failpoint.Hit(failpoint.PublishedBeforeConfirm)
 	if ch.hook != nil {
 		ch.hook("published")
 	}

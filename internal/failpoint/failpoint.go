@@ -16,6 +16,7 @@ const (
 	SealedBeforeSend        = "sealed-before-send"                // sealed file and SEALED state committed, nothing sent
 	MidUpload               = "mid-upload"                        // about half of the sealed bytes written to the bank's temporary name
 	UploadedBeforeRename    = "uploaded-before-rename"            // temporary file complete on the bank side, not yet renamed
+	PublishedBeforeConfirm  = "published-before-confirm"          // AMQP: the batch message published to the broker, its confirm not yet received
 	RenamedBeforeSpoolKnows = "renamed-before-spool-knows"        // final name in place at the bank, the spool still says SENDING
 	MidFeedbackApply        = "mid-feedback-apply"                // half of a return file's results inserted, transaction open
 	FeedbackBeforeArchive   = "feedback-committed-before-archive" // return file applied and committed, not yet archived at the bank
