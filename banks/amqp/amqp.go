@@ -32,7 +32,6 @@
 package amqp
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -332,10 +331,20 @@ func (ch *Channel) readBody(ctx context.Context, o *banks.Outbound) ([]byte, err
 			return
 		}
 		defer rc.Close()
-		var buf bytes.Buffer
-		buf.Grow(int(o.Size))
-		_, err = buf.ReadFrom(io.LimitReader(rc, o.Size+1))
-		done <- result{buf.Bytes(), err}
+		// Exactly Size bytes, then EOF: one allocation, no second copy.
+		b := make([]byte, o.Size)
+		n, err := io.ReadFull(rc, b)
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			done <- result{b[:n], nil}
+			return
+		}
+		if err == nil {
+			var one [1]byte
+			if m, _ := io.ReadFull(rc, one[:]); m > 0 {
+				b = append(b, one[0]) // longer than Size: refused below
+			}
+		}
+		done <- result{b, err}
 	}()
 	select {
 	case <-ctx.Done():

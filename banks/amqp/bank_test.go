@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -302,7 +304,11 @@ func newChannel(t testing.TB, u, queue, fbQueue string, extra map[string]string)
 	for k, v := range extra {
 		o[k] = v
 	}
-	ch, err := banks.New(context.Background(), Kind, o)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.Default()
+	}
+	ch, err := banks.New(banks.WithLogger(context.Background(), log), Kind, o)
 	if err != nil {
 		t.Fatal(err)
 	}
