@@ -42,11 +42,27 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 			st.Batches = append(st.Batches, spool.KeyCount{State: a, Bank: b, Count: n, Fen: fen})
 		})
 	if err == nil {
-		err = tally(`SELECT r.state, b.bank, count(*), coalesce(sum(r.amount_fen),0) FROM records r JOIN batches b ON b.id = r.batch
-			WHERE b.state <> 'STAGING' GROUP BY r.state, b.bank`, nil,
+		// Tallied per batch (one pass in the primary key's order, no join per
+		// row), then summed per bank here.
+		perBank := map[[2]string]*spool.KeyCount{}
+		var order [][2]string
+		err = tally(`SELECT t.state, b.bank, t.n, t.fen FROM
+			(SELECT batch, state, count(*) AS n, coalesce(sum(amount_fen),0) AS fen FROM records GROUP BY batch, state) t
+			JOIN batches b ON b.id = t.batch WHERE b.state <> 'STAGING'`, nil,
 			func(a, b string, n, fen int64) {
-				st.Records = append(st.Records, spool.KeyCount{State: a, Bank: b, Count: n, Fen: fen})
+				k := [2]string{a, b}
+				c := perBank[k]
+				if c == nil {
+					c = &spool.KeyCount{State: a, Bank: b}
+					perBank[k] = c
+					order = append(order, k)
+				}
+				c.Count += n
+				c.Fen += fen
 			})
+		for _, k := range order {
+			st.Records = append(st.Records, *perBank[k])
+		}
 	}
 	if err == nil {
 		err = tally(`SELECT bank, '', count(*), 0 FROM deliveries WHERE state = 'DEAD' GROUP BY bank`, nil,
