@@ -292,7 +292,7 @@ func (ch *Channel) declare(ac *amqp091.Channel) error {
 		return banks.Transient(fmt.Errorf("amqp: declare %s: %w", what, err))
 	}
 	if cfg.exchange != "" {
-		if err := ac.ExchangeDeclare(cfg.exchange, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		if err := ac.ExchangeDeclare(cfg.exchange, cfg.exType, true, false, false, false, nil); err != nil {
 			return wrap("exchange "+cfg.exchange, err)
 		}
 	}

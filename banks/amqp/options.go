@@ -19,6 +19,7 @@ var OptionSpecs = []banks.OptionSpec{
 	{Name: "url", Help: "broker URL amqp://user:password@host:port/vhost (this or url_file is required)", Sensitive: true},
 	{Name: "url_file", Help: "absolute path of a file holding the broker URL (keeps the password out of the config)"},
 	{Name: "exchange", Help: "exchange our batch messages are published to (\"\" = the default exchange)"},
+	{Name: "exchange_type", Help: "type of the exchange when declare is true: direct, topic, fanout or headers", Default: "direct"},
 	{Name: "outbound_queue", Help: "the bank's queue our batch messages must land in (declared and bound when declare is true)", Required: true},
 	{Name: "routing_key", Help: "routing key of our batch messages (default: outbound_queue)"},
 	{Name: "feedback_queue", Help: "the per-bank queue the bank publishes its return messages to", Required: true},
@@ -36,6 +37,7 @@ type config struct {
 	url        string // secret: never logged
 	addr       string // host:port, for logs
 	exchange   string
+	exType     string
 	queue      string
 	routingKey string
 	fbQueue    string
@@ -59,6 +61,7 @@ func parseOptions(o banks.Options) (*config, error) {
 	}
 	c := &config{
 		exchange:   o["exchange"],
+		exType:     o["exchange_type"],
 		queue:      o["outbound_queue"],
 		routingKey: o["routing_key"],
 		fbQueue:    o["feedback_queue"],
@@ -74,6 +77,13 @@ func parseOptions(o banks.Options) (*config, error) {
 		if strings.TrimSpace(o[req]) == "" {
 			bad(req, "required")
 		}
+	}
+	switch c.exType {
+	case "":
+		c.exType = "direct"
+	case "direct", "topic", "fanout", "headers":
+	default:
+		bad("exchange_type", "%q is not direct, topic, fanout or headers", c.exType)
 	}
 	if c.routingKey == "" {
 		c.routingKey = c.queue
