@@ -1,0 +1,55 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strconv"
+	"path/filepath"
+	"testing"
+
+	"yktgw/spool"
+)
+
+// BenchmarkStageAndFinalize stages 100,000 records (ciphertext-sized blobs)
+// in chunks as intake does, then finalizes (guards + PENDING).
+func BenchmarkStageAndFinalize(b *testing.B) {
+	n, chunk := 100_000, 5000
+	if v, err := strconv.Atoi(os.Getenv("YKT_BENCH_N")); err == nil && v > 0 {
+		n = v // e.g. a small N under valgrind, whose instruction counts do not depend on the machine's load
+	}
+	blob := func(size int) []byte { p := make([]byte, size); rand.Read(p); return p }
+	recs := make([]spool.Record, chunk)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s, err := Open(context.Background(), filepath.Join(b.TempDir(), "spool.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		b.StartTimer()
+		st, err := s.BeginBatch(ctx, &spool.Batch{BatchID: fmt.Sprint("B", i), Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for seq := 1; seq <= n; seq += chunk {
+			for j := range recs[:min(chunk, n-seq+1)] {
+				recs[j] = spool.Record{Seq: seq + j, NameEnc: blob(35), IDEnc: blob(46), AccountEnc: blob(47), IDIndex: blob(16),
+					AccountIndex: blob(16), DedupeKey: blob(16), AccountKind: "card", AmountFen: 100}
+			}
+			if err := st.Add(ctx, recs[:min(chunk, n-seq+1)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		res, err := st.Finalize(ctx, &spool.Batch{BatchID: fmt.Sprint("B", i), Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL",
+			Period: "2026-11", TotalCount: n, TotalFen: int64(100 * n)}, "bench", nil)
+		if err != nil || len(res.Conflicts) > 0 {
+			b.Fatal(err, res.Conflicts)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
