@@ -34,6 +34,8 @@ package amqp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -193,10 +195,15 @@ func (ch *Channel) dial(parent context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(parent, cfg.timeout)
 	defer cancel()
 	var stops []func() bool
+	var tlsCfg *tls.Config
+	if cfg.tls != nil {
+		tlsCfg = cfg.tls.Clone() // amqp091 writes into it
+	}
 	acfg := amqp091.Config{
-		Heartbeat:  cfg.heartbeat,
-		Locale:     "en_US",
-		Properties: amqp091.Table{"connection_name": "yktgw"},
+		TLSClientConfig: tlsCfg,
+		Heartbeat:       cfg.heartbeat,
+		Locale:          "en_US",
+		Properties:      amqp091.Table{"connection_name": "yktgw"},
 		Dial: func(network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			nc, err := d.DialContext(ctx, network, addr)
@@ -219,7 +226,13 @@ func (ch *Channel) dial(parent context.Context) (*conn, error) {
 	}
 	if err != nil {
 		var ae *amqp091.Error
+		var unknownCA x509.UnknownAuthorityError
+		var badHost x509.HostnameError
+		var invalid x509.CertificateInvalidError
+		var verify *tls.CertificateVerificationError
 		switch {
+		case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &invalid), errors.As(err, &verify):
+			return nil, fmt.Errorf("amqp: connect %s: broker certificate: %w (%v)", cfg.addr, banks.ErrHostKey, err)
 		case errors.Is(err, amqp091.ErrCredentials), errors.Is(err, amqp091.ErrVhost), errors.Is(err, amqp091.ErrSASL),
 			errors.As(err, &ae) && ae.Code == amqp091.AccessRefused:
 			return nil, fmt.Errorf("amqp: connect %s: %w (%v)", cfg.addr, banks.ErrAuth, err)

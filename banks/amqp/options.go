@@ -1,6 +1,8 @@
 package amqp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -18,6 +20,9 @@ import (
 var OptionSpecs = []banks.OptionSpec{
 	{Name: "url", Help: "broker URL amqp://user:password@host:port/vhost (this or url_file is required)", Sensitive: true},
 	{Name: "url_file", Help: "absolute path of a file holding the broker URL (keeps the password out of the config)"},
+	{Name: "ca_file", Help: "amqps: absolute path of the PEM CA certificate(s) the broker's certificate must chain to (pinned; default: the system roots)"},
+	{Name: "cert_file", Help: "amqps: absolute path of our PEM client certificate (mutual TLS; with key_file)"},
+	{Name: "key_file", Help: "amqps: absolute path of the PEM private key of cert_file"},
 	{Name: "exchange", Help: "exchange our batch messages are published to (\"\" = the default exchange)"},
 	{Name: "exchange_type", Help: "type of the exchange when declare is true: direct, topic, fanout or headers", Default: "direct"},
 	{Name: "outbound_queue", Help: "the bank's queue our batch messages must land in (declared and bound when declare is true)", Required: true},
@@ -35,6 +40,7 @@ var OptionSpecs = []banks.OptionSpec{
 // config is the parsed, checked form of the options.
 type config struct {
 	url        string // secret: never logged
+	tls        *tls.Config
 	addr       string // host:port, for logs
 	exchange   string
 	exType     string
@@ -121,6 +127,7 @@ func parseOptions(o banks.Options) (*config, error) {
 		default:
 			c.url = raw
 			c.addr = u.Host
+			c.tls = parseTLS(u.Scheme == "amqps", u.Hostname(), o, bad)
 		}
 	}
 	boolean := func(name string) bool {
@@ -154,4 +161,51 @@ func parseOptions(o banks.Options) (*config, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// parseTLS builds the client TLS config for amqps from ca_file, cert_file
+// and key_file; they are refused for plain amqp.
+func parseTLS(amqps bool, host string, o banks.Options, bad func(name, format string, a ...any)) *tls.Config {
+	files := []string{"ca_file", "cert_file", "key_file"}
+	if !amqps {
+		for _, f := range files {
+			if o[f] != "" {
+				bad(f, "only for an amqps:// URL")
+			}
+		}
+		return nil
+	}
+	for _, f := range files {
+		if v := o[f]; v != "" && !filepath.IsAbs(v) {
+			bad(f, "%q must be an absolute path (config resolves paths against the config file)", v)
+			return nil
+		}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	if f := o["ca_file"]; f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			bad("ca_file", "%v", err)
+			return nil
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			bad("ca_file", "%s holds no PEM certificate", f)
+			return nil
+		}
+		cfg.RootCAs = pool
+	}
+	switch cf, kf := o["cert_file"], o["key_file"]; {
+	case cf == "" && kf == "":
+	case cf == "" || kf == "":
+		bad("cert_file", "cert_file and key_file go together")
+	default:
+		pair, err := tls.LoadX509KeyPair(cf, kf)
+		if err != nil {
+			bad("cert_file", "%v", err)
+			return nil
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg
 }

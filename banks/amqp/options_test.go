@@ -30,6 +30,8 @@ func TestOptions(t *testing.T) {
 		{"missing", banks.Options{}, []string{`"outbound_queue"`, `"feedback_queue"`}},
 		{"no url", banks.Options{"outbound_queue": "q", "feedback_queue": "f"}, []string{"url: required"}},
 		{"both", banks.Options{"url": "amqp://h/", "url_file": urlFile, "outbound_queue": "q", "feedback_queue": "f"}, []string{"not both"}},
+		{"tls files on plain amqp", banks.Options{"url": "amqp://h/", "ca_file": "/x.pem", "outbound_queue": "q", "feedback_queue": "f"}, []string{"only for an amqps"}},
+		{"half a client pair", banks.Options{"url": "amqps://h/", "cert_file": "/x.crt", "outbound_queue": "q", "feedback_queue": "f"}, []string{"go together"}},
 		{"relative file", banks.Options{"url_file": "url", "outbound_queue": "q", "feedback_queue": "f"}, []string{"absolute"}},
 	}
 	for _, tc := range cases {
