@@ -6,6 +6,8 @@ package all
 import (
 	// The AMQP 0-9-1 channel ("amqp").
 	_ "yktgw/banks/amqp"
+	// The HTTPS direct-connect channel ("https").
+	_ "yktgw/banks/https"
 	// The SFTP channel ("sftp").
 	_ "yktgw/banks/sftp"
 )

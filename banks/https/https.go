@@ -43,6 +43,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -497,7 +498,7 @@ func (ch *Channel) ListFeedback(ctx context.Context) ([]banks.FeedbackRef, error
 	cutoff := ch.now().Add(-ch.cfg.minAge)
 	var out []banks.FeedbackRef
 	for _, it := range l.Items {
-		if it.ID == "" || it.ReadyAt.After(cutoff) {
+		if ok, _ := path.Match(ch.cfg.pattern, it.ID); !ok || it.ReadyAt.After(cutoff) {
 			continue
 		}
 		out = append(out, banks.FeedbackRef{ID: it.ID, Size: it.Size, ModTime: it.ReadyAt})

@@ -158,11 +158,12 @@ func TestConformance(t *testing.T) {
 	const minAge = 10 * time.Second
 	banktest.Run(t, banktest.Opts{
 		New: func(t *testing.T) banks.Channel {
-			return e.channel(t, func(o banks.Options) { o["min_age"] = minAge.String() })
+			return e.channel(t, func(o banks.Options) { o["min_age"] = minAge.String(); o["feedback_pattern"] = "FB_*.txt" })
 		},
-		Bank:    side{e},
-		MinAge:  minAge,
-		BigSize: 5 << 20,
+		Bank:                side{e},
+		MinAge:              minAge,
+		BigSize:             5 << 20,
+		IgnoredFeedbackName: "OTHER_1.txt",
 	})
 	if st := e.bank.Stats(); st.Accepted+st.Rejected+st.Duplicates != 0 {
 		t.Fatalf("batches outside the outbound dir were processed: %+v", st)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,13 +31,14 @@ var OptionSpecs = []banks.OptionSpec{
 	{Name: "base_url", Help: "the bank's API root, https://host[:port][/prefix]; endpoints are <base_url>/batches/..., /feedback/..., /ping", Required: true},
 	{Name: "ca_file", Help: "absolute path of the PEM CA certificate(s) the bank's TLS server certificate must chain to (pinned: the system roots are never used)", Required: true},
 	{Name: "cert_file", Help: "absolute path of our PEM TLS client certificate (mutual TLS; ECDSA or RSA: Go's crypto/tls has no SM2/TLCP)", Required: true},
-	{Name: "key_file", Help: "absolute path of the PEM private key of cert_file (unencrypted; keep it 0600)", Required: true, Sensitive: false},
+	{Name: "key_file", Help: "absolute path of the PEM private key of cert_file (unencrypted; keep it 0600)", Required: true},
 	{Name: "server_name", Help: "the name the bank's TLS certificate must carry (default: the host of base_url)"},
 	{Name: "sign_key_file", Help: "absolute path of our SM2 private key (encrypted PKCS#8 PEM, as yktgw keys gen writes it) that signs every request", Required: true},
 	{Name: "passphrase_file", Help: "absolute path of the file holding sign_key_file's passphrase (default: the YKT_KEY_PASSPHRASE variable)"},
 	{Name: "bank_cert_file", Help: "absolute path of the bank's pinned SM2 certificate: every response (and every pushed callback) must be signed by it", Required: true},
 	{Name: "signer_id", Help: "SM2 signer id (user id) of both sides' request and response signatures", Default: crypto.DefaultSignerID},
 	{Name: "feedback", Help: "how return files come back: poll (list, fetch and ack over the bank's query endpoints) or push (the bank POSTs them to the gateway's /v1/banks/{code}/callback)", Default: FeedbackPoll},
+	{Name: "feedback_pattern", Help: "poll: glob (path.Match) a return file's id must match to be listed", Default: "*"},
 	{Name: "min_age", Help: "poll: a return file the bank made ready less than this long ago is not listed", Default: "0s"},
 	{Name: "max_clock_skew", Help: "a signed response or callback whose timestamp is further than this from our clock is refused", Default: "5m"},
 	{Name: "timeout", Help: "dial and TLS handshake timeout, and the longest wait for a response after the request was written", Default: "30s"},
@@ -51,6 +53,7 @@ type config struct {
 	bankCert   *smx509.Certificate
 	uid        []byte
 	feedback   string
+	pattern    string
 	minAge     time.Duration
 	skew       time.Duration
 	timeout    time.Duration
@@ -103,6 +106,13 @@ func parseOptions(o banks.Options) (*config, error) {
 			bad(name, "%q is not a duration >= %s", o[name], min)
 		}
 		return d
+	}
+	c.pattern = o["feedback_pattern"]
+	if c.pattern == "" {
+		c.pattern = "*"
+	}
+	if _, err := path.Match(c.pattern, ""); err != nil {
+		bad("feedback_pattern", "%q: %v", c.pattern, err)
 	}
 	c.minAge = dur("min_age", 0)
 	c.skew = dur("max_clock_skew", time.Second)
