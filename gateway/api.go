@@ -38,6 +38,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("POST /v1/batches/{id}/cancel", g.auth(PermCancel, g.cancelBatch))
 	g.replayRoutes(mux)
 	g.reportRoutes(mux)
+	mux.HandleFunc("POST /v1/banks/{code}/callback", g.bankCallback) // the bank's SM2 signature, not a bearer token
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 404, "", "not_found", "无此接口 (no such endpoint)")
 	})

@@ -93,13 +93,14 @@ func TestOpenAPI(t *testing.T) {
 	e.do("POST", "/v1/batches/B-OAS/cancel", "county", "application/json", strings.NewReader(`{"reason":"test"}`))
 	e.do("POST", "/v1/batches/B-OAS/cancel", "county", "", nil) // 409
 	e.do("GET", "/v1/nothing-here", "county", "", nil)
+	e.do("POST", "/v1/banks/NOPE/callback?name=x", "", "application/octet-stream", strings.NewReader("x")) // 404: no pushing bank
 
 	for _, want := range []string{
 		"POST /v1/batches Created", "POST /v1/batches OK", "POST /v1/batches Conflict", "POST /v1/batches Unprocessable Entity",
 		"POST /v1/batches Unauthorized", "POST /v1/batches Forbidden", "POST /v1/batches Bad Request", "POST /v1/batches Unsupported Media Type",
 		"GET /v1/batches OK", "GET /v1/batches/{id} OK", "GET /v1/batches/{id} Not Found", "GET /v1/batches/{id}/results OK",
 		"GET /v1/batches/{id}/results Bad Request", "POST /v1/batches/{id}/cancel OK", "POST /v1/batches/{id}/cancel Conflict",
-		"GET /healthz OK", "GET /readyz OK",
+		"GET /healthz OK", "GET /readyz OK", "POST /v1/banks/{code}/callback Not Found",
 	} {
 		if !seen[want] {
 			got, _ := json.Marshal(seen)
