@@ -39,6 +39,10 @@ type SideEnv struct {
 	Seed     int64
 	Delay    time.Duration // before the bank answers
 	Log      *slog.Logger
+	// Gateway, when set, returns the gateway's API base URL
+	// ("http://127.0.0.1:port"), "" until it listens; a side that pushes
+	// feedback (https) uses it for the callback.
+	Gateway func() string
 }
 
 // sides are the bank side kinds; each channel plugin's simulator adds its own.

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -119,8 +120,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var apiAddr atomic.Value // the gateway's address once it listens (for a bank that pushes)
+	apiAddr.Store("")
 	bank, err := StartSide(ctx, o.Channel, SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: o.FailRate, Seed: o.Seed,
-		Delay: 300 * time.Millisecond, Log: log.With("side", "bank")})
+		Delay: 300 * time.Millisecond, Log: log.With("side", "bank"), Gateway: func() string {
+			if a := apiAddr.Load().(string); a != "" {
+				return "http://" + a
+			}
+			return ""
+		}})
 	if err != nil {
 		return Result{}, err
 	}
@@ -151,6 +159,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var api string
 	select {
 	case api = <-addrc:
+		apiAddr.Store(api)
 	case err := <-srvDone:
 		return Result{}, fmt.Errorf("demo: gateway did not start: %w", err)
 	}
