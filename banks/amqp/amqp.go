@@ -93,8 +93,9 @@ type Channel struct {
 	mu       sync.Mutex
 	cur      *conn
 	closed   bool
-	dialErrs int       // consecutive failed dials
-	nextDial time.Time // no dial before this after a failed one
+	pool     []*confirmChannel // idle confirm-mode channels of cur
+	dialErrs int               // consecutive failed dials
+	nextDial time.Time         // no dial before this after a failed one
 
 	fb feedback
 
@@ -392,19 +393,13 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 	if err != nil {
 		return banks.Receipt{}, err
 	}
-	ac, err := ch.channel(ctx, cn)
+	pc, err := ch.takeConfirmChannel(ctx, cn)
 	if err != nil {
 		return banks.Receipt{}, err
 	}
-	defer ac.Close()
-	if err := ac.Confirm(false); err != nil {
-		return banks.Receipt{}, banks.Transient(fmt.Errorf("amqp: confirm mode: %w", err))
-	}
-	// Buffered: amqp091 delivers a basic.return before the basic.ack that
-	// follows it, from one goroutine, so once the ack is seen any return is
-	// already in the buffer. A closed listener means the channel closed.
-	returns := ac.NotifyReturn(make(chan amqp091.Return, 1))
-	confirms := ac.NotifyPublish(make(chan amqp091.Confirmation, 1))
+	clean := false
+	defer func() { ch.putConfirmChannel(pc, clean) }()
+	ac, returns, confirms := pc.ac, pc.returns, pc.confirms
 	if err := ctxErr(ctx, "send "+o.Name); err != nil {
 		return banks.Receipt{}, err
 	}
@@ -439,6 +434,7 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 		if !ok {
 			return banks.Receipt{}, unknown(fmt.Errorf("amqp: channel closed before the confirm of %s", o.Name))
 		}
+		clean = true
 		if !c.Ack {
 			log.Warn("amqp: broker nacked the message")
 			return banks.Receipt{}, banks.Transient(fmt.Errorf("amqp: broker nacked %s", o.Name))
@@ -456,6 +452,71 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 	}
 	log.Info("amqp: message confirmed", "size", o.Size)
 	return banks.Receipt{Ref: o.BankBatchNo, Size: o.Size, At: time.Now()}, nil
+}
+
+// confirmChannel is an AMQP channel in confirm mode with its listeners.
+// Send uses one at a time, and puts it back for the next Send only when
+// nothing is pending on it (its publish was acked or nacked and any return
+// drained); otherwise it is closed.
+type confirmChannel struct {
+	cn       *conn
+	ac       *amqp091.Channel
+	returns  chan amqp091.Return
+	confirms chan amqp091.Confirmation
+}
+
+const maxPooled = 8
+
+func (ch *Channel) takeConfirmChannel(ctx context.Context, cn *conn) (*confirmChannel, error) {
+	ch.mu.Lock()
+	for len(ch.pool) > 0 {
+		pc := ch.pool[len(ch.pool)-1]
+		ch.pool = ch.pool[:len(ch.pool)-1]
+		if pc.cn == cn && !pc.ac.IsClosed() {
+			ch.mu.Unlock()
+			if ch.cfg.declare && !cn.declared.Load() {
+				if err := ch.declare(pc.ac); err != nil {
+					_ = pc.ac.Close()
+					return nil, err
+				}
+				cn.declared.Store(true)
+			}
+			return pc, nil
+		}
+		_ = pc.ac.Close()
+	}
+	ch.mu.Unlock()
+	ac, err := ch.channel(ctx, cn)
+	if err != nil {
+		return nil, err
+	}
+	if err := ac.Confirm(false); err != nil {
+		_ = ac.Close()
+		return nil, banks.Transient(fmt.Errorf("amqp: confirm mode: %w", err))
+	}
+	// Buffered: amqp091 delivers a basic.return before the basic.ack that
+	// follows it, from one goroutine, so once the ack is seen any return is
+	// already in the buffer. A closed listener means the channel closed.
+	return &confirmChannel{cn: cn, ac: ac,
+		returns:  ac.NotifyReturn(make(chan amqp091.Return, 1)),
+		confirms: ac.NotifyPublish(make(chan amqp091.Confirmation, 1))}, nil
+}
+
+func (ch *Channel) putConfirmChannel(pc *confirmChannel, clean bool) {
+	if clean {
+		select {
+		case <-pc.returns: // a return for this Send's message, already reported
+		default:
+		}
+		ch.mu.Lock()
+		if !ch.closed && len(ch.pool) < maxPooled && ch.cur == pc.cn && !pc.ac.IsClosed() {
+			ch.pool = append(ch.pool, pc)
+			ch.mu.Unlock()
+			return
+		}
+		ch.mu.Unlock()
+	}
+	_ = pc.ac.Close()
 }
 
 // unknown marks err as an unknown outcome (also retryable: after a probe).
@@ -588,6 +649,7 @@ func (ch *Channel) Close() error {
 	ch.closed = true
 	cn := ch.cur
 	ch.cur = nil
+	ch.pool = nil // their connection closes below
 	ch.mu.Unlock()
 	if cn != nil {
 		_ = cn.c.Close()
