@@ -50,7 +50,7 @@ func newEnv(t testing.TB) *env {
 	if err := crypto.GenerateDataKeyFile(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	ring, err := crypto.LoadDataKeyring(keyFile)
+	ring, err := OpenLiveKeyring(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,9 +47,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 	if err != nil {
 		return nil, err
 	}
-	ring, err := crypto.LoadDataKeyring(cfg.Keys.DataKeyFile)
+	ring, err := OpenLiveKeyring(cfg.Keys.DataKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: data keys: %w", err)
+		return nil, err
 	}
 	cal, err := config.LoadCalendar(cfg.Calendar...)
 	if err != nil {

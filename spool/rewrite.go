@@ -1,0 +1,29 @@
+package spool
+
+import "context"
+
+// FieldCursor is a position in the spool's records, in (batch, seq) order.
+type FieldCursor struct {
+	Batch int64 // internal batch key
+	Seq   int
+}
+
+// FieldRow is one record's encrypted personal fields.
+type FieldRow struct {
+	BatchID    string
+	Seq        int
+	NameEnc    []byte
+	IDEnc      []byte
+	AccountEnc []byte
+}
+
+// FieldRewriter lets `yktgw keys rotate-data-key` re-encrypt personal
+// fields under a new data key while the daemon runs. *sqlite.Store
+// implements it.
+type FieldRewriter interface {
+	// RewriteFields reads up to limit records after the cursor (visible
+	// batches only), calls fn for each, and stores the rows fn changed in one
+	// transaction. It returns the cursor to continue from and how many rows
+	// were read and changed; read == 0 means the end.
+	RewriteFields(ctx context.Context, after FieldCursor, limit int, fn func(*FieldRow) (bool, error)) (next FieldCursor, read, changed int, err error)
+}
