@@ -26,8 +26,8 @@ import (
 // (skipped), self-closing elements. Names are compared by their local part,
 // as before. It is stricter in three places, each a bug of the old parser:
 // bytes invalid in the declared encoding inside a value the layout keeps are
-// bad_encoding (they became U+FFFD), non-blank text or CDATA outside the root
-// element is bad_shape (it was ignored), and an XML declaration anywhere but
+// bad_encoding (they became U+FFFD), non-blank text (or CDATA) outside the
+// root element is bad_shape (it was ignored), and an XML declaration anywhere but
 // at the start is bad_shape (it switched the decoder mid-message).
 
 // xmlLabelCodec maps the encoding an XML declaration names to a codec. GBK,
@@ -144,12 +144,16 @@ func init() {
 	}
 }
 
+// xmlReadBuf is the reader's buffer size (tests shrink it to move the
+// buffer's edges through every kind of token).
+var xmlReadBuf = readBuf
+
 // runXML parses an XML message. Memory is bounded by the reader's buffer,
 // the element depth and one element's text; nothing is allocated per record
 // but the result's one string.
 func (p *parser) runXML(r io.Reader) error {
 	l := p.l
-	br := bufio.NewReaderSize(r, readBuf)
+	br := bufio.NewReaderSize(r, xmlReadBuf)
 	skipBOM(br, l.codec)
 	x := &xmlParser{p: p, dc: utf8Codec, tab: &xmlStopUTF8}
 	x.s.br = br
@@ -267,9 +271,12 @@ func (x *xmlParser) run() error {
 			if err := x.charData(false); err != nil {
 				return err
 			}
-			if len(x.starts) == 0 && !x.blankText() {
-				line := x.s.line()
-				return &xmlErr{msg: fmt.Sprintf("xml (input line %d): text outside the root element", line)}
+			if len(x.starts) == 0 {
+				if !x.blankText() {
+					line := x.s.line()
+					return &xmlErr{msg: fmt.Sprintf("xml (input line %d): text outside the root element", line)}
+				}
+				x.resetText() // white space between top-level markup is not kept
 			}
 			continue
 		}
@@ -708,7 +715,7 @@ func (x *xmlParser) readName(dst []byte) ([]byte, error) {
 	}
 }
 
-// name reads a name and checks it is an XML name; ok is false (with a nil
+// nameAt reads a name and checks it is an XML name; ok is false (with a nil
 // error) if no name starts here.
 func (x *xmlParser) nameAt() (name []byte, ok bool, err error) {
 	name, err = x.readName(x.name[:0])
@@ -885,7 +892,7 @@ func (x *xmlParser) procInst(rootSeen bool) error {
 	}
 	x.val = content
 	line := x.s.line()
-	if x.sawMarkup || rootSeen || len(x.raw) > 0 && !x.blankText() {
+	if x.sawMarkup || rootSeen {
 		return &xmlErr{msg: fmt.Sprintf("xml (input line %d): the XML declaration is not at the start of the message", line)}
 	}
 	c := string(content)
@@ -968,9 +975,9 @@ func (x *xmlParser) bang() error {
 		if err := x.charData(true); err != nil {
 			return err
 		}
-		if len(x.starts) == 0 {
+		if len(x.starts) == 0 && !x.blankText() {
 			line := x.s.line()
-			return &xmlErr{msg: fmt.Sprintf("xml (input line %d): CDATA outside the root element", line)}
+			return &xmlErr{msg: fmt.Sprintf("xml (input line %d): text outside the root element", line)}
 		}
 		x.flushRaw()
 		return nil
