@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	bankhttps "yktgw/banks/https"
+	"yktgw/spool"
 )
 
 // NonceStore is the optional ability of a spool to remember the nonces of
@@ -19,6 +21,28 @@ import (
 type NonceStore interface {
 	// UseNonce records nonce for bank and reports whether it was fresh.
 	UseNonce(ctx context.Context, bank, nonce string, at time.Time) (fresh bool, err error)
+}
+
+// ErrFeedbackEarly: a return file (or pushed message) answers a delivery
+// the spool does not yet know as sent (its send is still waiting for the
+// bank's answer, or its outcome is unknown and not yet probed). It is not
+// an anomaly and nothing is recorded: it is applied when it comes again
+// (next poll, the bank's next push) after the delivery is SENT.
+var ErrFeedbackEarly = errors.New("gateway: feedback for a delivery not yet known as sent; try again later")
+
+// feedbackEarly returns ErrFeedbackEarly (wrapped) when bank's delivery
+// bankBatchNo is still SEALED or SENDING.
+func (g *Gateway) feedbackEarly(ctx context.Context, bank, bankBatchNo string) error {
+	ds, err := g.store.Deliveries(ctx, spool.DeliveryFilter{Bank: bank, States: []spool.DeliveryState{spool.DeliverySealed, spool.DeliverySending}})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.BankBatchNo == bankBatchNo {
+			return fmt.Errorf("%w (%s is %s)", ErrFeedbackEarly, bankBatchNo, d.State)
+		}
+	}
+	return nil
 }
 
 // DefaultCallbackWindow is how far a callback's timestamp may be from our
@@ -102,6 +126,9 @@ func (g *Gateway) bankCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	outcome, err := g.ApplyFeedback(r.Context(), code, name, body)
 	switch {
+	case errors.Is(err, ErrFeedbackEarly):
+		log.Info("callback: the delivery is not yet known as sent; the bank will push again", "err", err)
+		answer(503, callbackAnswer{Status: "error", Message: "not applied yet; send again later"})
 	case err != nil && errors.Is(err, context.Canceled):
 		answer(503, callbackAnswer{Status: "error", Message: "not applied; send again"})
 	case err != nil:

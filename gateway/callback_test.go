@@ -25,11 +25,14 @@ import (
 	bankhttps "yktgw/banks/https"
 	"yktgw/banks/sim"
 	"yktgw/config"
+	"yktgw/crypto"
 	"yktgw/gateway"
 	"yktgw/gateway/demo"
 	"yktgw/internal/gen"
 	"yktgw/spool"
 )
+
+func init() { crypto.PBKDF2Iterations = 2048 } // test keys only; the count is stored in each key file
 
 type pushEnv struct {
 	*faultEnv
@@ -40,7 +43,26 @@ type pushEnv struct {
 
 // newPushEnv starts the HTTPS bank in push mode and the whole gateway.
 // With push false the bank never pushes (the test pushes by hand).
-func newPushEnv(t *testing.T, push bool) *pushEnv {
+func newPushEnv(t *testing.T, push bool) *pushEnv { return newHTTPSEnv(t, feedPush(push), nil) }
+
+type feedMode int
+
+const (
+	feedManual feedMode = iota // push mode, but the bank does not know where: the test pushes
+	feedAuto                   // push mode, the bank pushes
+	feedPoll                   // the gateway polls the bank
+)
+
+func feedPush(push bool) feedMode {
+	if push {
+		return feedAuto
+	}
+	return feedManual
+}
+
+// newHTTPSEnv starts the HTTPS bank and the whole gateway; mod may change
+// the gateway's channel options.
+func newHTTPSEnv(t *testing.T, mode feedMode, mod func(map[string]string)) *pushEnv {
 	t.Helper()
 	dir := t.TempDir()
 	ks, err := sim.SetupKeys(filepath.Join(dir, "keys"), nil)
@@ -55,17 +77,29 @@ func newPushEnv(t *testing.T, push bool) *pushEnv {
 	root, _ := filepath.Abs("..")
 	var target atomic.Value
 	target.Store("")
-	side, err := demo.StartSide(context.Background(), "https", demo.SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: 0.2, Seed: 5,
-		Delay: 50 * time.Millisecond, Log: log.With("side", "bank"), Gateway: func() string { return target.Load().(string) }})
+	env := demo.SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: 0.2, Seed: 5,
+		Delay: 50 * time.Millisecond, Log: log.With("side", "bank"), Gateway: func() string { return target.Load().(string) }}
+	wantFeed := bankhttps.FeedbackPush
+	if mode == feedPoll {
+		env.Gateway, wantFeed = nil, bankhttps.FeedbackPoll
+	}
+	side, err := demo.StartSide(context.Background(), "https", env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { side.Close() })
-	if side.Options()["feedback"] != bankhttps.FeedbackPush {
-		t.Fatalf("side options %v: want feedback push", side.Options())
+	opts := map[string]string{}
+	for k, v := range side.Options() {
+		opts[k] = v
+	}
+	if opts["feedback"] != wantFeed {
+		t.Fatalf("side options %v: want feedback %s", opts, wantFeed)
+	}
+	if mod != nil {
+		mod(opts)
 	}
 	cfgPath := filepath.Join(dir, "yktgw.yaml")
-	if err := demo.WriteConfig(cfgPath, "127.0.0.1:0", ks, side.Profile(), side.Options(), filepath.Join(root, "config/calendar/cn-2026.yaml")); err != nil {
+	if err := demo.WriteConfig(cfgPath, "127.0.0.1:0", ks, side.Profile(), opts, filepath.Join(root, "config/calendar/cn-2026.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(cfgPath)
@@ -83,7 +117,7 @@ func newPushEnv(t *testing.T, push bool) *pushEnv {
 	go func() { done <- g.Serve(ctx, func(a string) { addrc <- a }) }()
 	api := "http://" + <-addrc
 	t.Cleanup(func() { cancel(); <-done; g.Close() })
-	if push {
+	if mode == feedAuto {
 		target.Store(api)
 	}
 	b, _ := demo.HTTPSBank(side)
@@ -225,4 +259,50 @@ func TestCallbackReplayAndBadSignature(t *testing.T) {
 		}
 	}
 	e.reconciled("P-2")
+}
+
+// TestHTTPSPollSettles: with feedback poll the gateway lists, fetches and
+// acks the return file over the bank's query endpoints.
+func TestHTTPSPollSettles(t *testing.T) {
+	e := newHTTPSEnv(t, feedPoll, nil)
+	e.submit(gen.Spec{BatchID: "Q-1", N: 600})
+	e.waitState("Q-1", spool.BatchSettled, 60*time.Second)
+	e.reconciled("Q-1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ents, _ := os.ReadDir(filepath.Join(e.root, "feedback", "archive"))
+		if len(ents) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("return file not acknowledged (archive holds %d)", len(ents))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if hs := e.bank.HTTPSStats(); hs.PushAttempts != 0 {
+		t.Errorf("poll mode pushed: %+v", hs)
+	}
+}
+
+// TestHTTPSBankHangsAfterAccept: the bank stores and accepts the batch and
+// never answers. The send ends with an unknown outcome after the channel's
+// timeout; the dispatcher asks the bank, which says it arrived; the batch
+// settles and the bank was sent the batch once.
+func TestHTTPSBankHangsAfterAccept(t *testing.T) {
+	e := newHTTPSEnv(t, feedAuto, func(o map[string]string) { o["timeout"] = "500ms" })
+	e.bank.SetHTTPSFaults(sim.HTTPSFaults{HangAfterAccept: 1, HangFor: time.Minute})
+	e.submit(gen.Spec{BatchID: "H-1", N: 800})
+	e.waitState("H-1", spool.BatchSettled, 60*time.Second)
+	e.reconciled("H-1")
+	hs := e.bank.HTTPSStats()
+	if hs.Hung != 1 || hs.Repeats != 0 || hs.Conflicts != 0 {
+		t.Fatalf("https bank stats %+v: want the one hang and no second send", hs)
+	}
+	if st := e.sim.Stats(); st.Accepted != 1 || st.Duplicates != 0 {
+		t.Fatalf("bank stats %+v", st)
+	}
+	ds, _ := e.g.Store().Deliveries(context.Background(), spool.DeliveryFilter{BatchID: "H-1"})
+	if len(ds) != 1 || ds[0].Attempts != 1 {
+		t.Fatalf("deliveries %+v: want one, sent once", ds)
+	}
 }

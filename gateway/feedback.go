@@ -125,6 +125,9 @@ func (g *Gateway) ApplyFeedback(ctx context.Context, bankCode, name string, seal
 	if f.BankBatchNo == "" {
 		return refuse("the return file names no bank batch number")
 	}
+	if err := g.feedbackEarly(ctx, p.Code, f.BankBatchNo); err != nil {
+		return FeedbackRefused, err // not recorded: it is looked at again later
+	}
 	match, err := g.matcher(ctx, bank, f.BankBatchNo)
 	if err != nil {
 		return FeedbackRefused, err
