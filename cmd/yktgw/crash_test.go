@@ -57,12 +57,15 @@ func newBankEnvKind(t *testing.T, kind string, failRate float64) *bankEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	side, err := demo.StartSide(context.Background(), kind, demo.SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: failRate, Seed: 3})
+	addr := freePort(t)
+	// A bank side that pushes its feedback (https) pushes to the daemon's API.
+	side, err := demo.StartSide(context.Background(), kind, demo.SideEnv{Dir: dir, Keys: ks, Root: root, FailRate: failRate, Seed: 3,
+		Gateway: func() string { return "http://" + addr }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { side.Close() })
-	d := &daemonEnv{t: t, dir: dir, addr: freePort(t)}
+	d := &daemonEnv{t: t, dir: dir, addr: addr}
 	d.config = filepath.Join(dir, "yktgw.yaml")
 	if err := demo.WriteConfig(d.config, d.addr, ks, side.Profile(), side.Options(), filepath.Join(root, "config/calendar/cn-2026.yaml")); err != nil {
 		t.Fatal(err)
