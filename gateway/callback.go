@@ -31,9 +31,12 @@ type NonceStore interface {
 var ErrFeedbackEarly = errors.New("gateway: feedback for a delivery not yet known as sent; try again later")
 
 // feedbackEarly returns ErrFeedbackEarly (wrapped) when bank's delivery
-// bankBatchNo is still SEALED or SENDING.
+// bankBatchNo is still SEALED or SENDING, or DEAD.
 func (g *Gateway) feedbackEarly(ctx context.Context, bank, bankBatchNo string) error {
-	ds, err := g.store.Deliveries(ctx, spool.DeliveryFilter{Bank: bank, States: []spool.DeliveryState{spool.DeliverySealed, spool.DeliverySending}})
+	// DEAD too: the bank answered a delivery we gave up on, so it has the
+	// file; the return waits at the bank until ops replay it (the probe then
+	// finds it arrived, marks it SENT, and the return applies).
+	ds, err := g.store.Deliveries(ctx, spool.DeliveryFilter{Bank: bank, States: []spool.DeliveryState{spool.DeliverySealed, spool.DeliverySending, spool.DeliveryDead}})
 	if err != nil {
 		return err
 	}
