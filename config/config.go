@@ -539,6 +539,8 @@ func (c *Config) Validate() error {
 		}
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			p.add(fmt.Sprintf("%s.url: %q must be an http(s) URL", k, w.URL))
+		} else if u.User != nil {
+			p.add(fmt.Sprintf("%s.url: must not carry credentials (they would be logged); the secret comes from secret_file", k))
 		} else if j, dup := seenURL[w.URL]; dup {
 			p.add(fmt.Sprintf("%s.url: %q duplicates webhooks[%d] (one endpoint, one secret)", k, w.URL, j))
 		} else {

@@ -24,6 +24,7 @@ func TestValidateWebhooks(t *testing.T) {
 		{"tenant", func(c *Config) { w := ok; w.Tenant = "21"; c.Webhooks = []Webhook{w} }, "webhooks[0].tenant:"},
 		{"url scheme", func(c *Config) { w := ok; w.URL = "ftp://x/y"; c.Webhooks = []Webhook{w} }, "webhooks[0].url:"},
 		{"url empty", func(c *Config) { w := ok; w.URL = ""; c.Webhooks = []Webhook{w} }, "webhooks[0].url:"},
+		{"url credentials", func(c *Config) { w := ok; w.URL = "https://u:p@platform.example/h"; c.Webhooks = []Webhook{w} }, "webhooks[0].url: must not carry credentials"},
 		{"url dup", func(c *Config) { c.Webhooks = []Webhook{ok, ok} }, "webhooks[1].url: \"https://platform.example/hook\" duplicates webhooks[0]"},
 		{"secret", func(c *Config) { w := ok; w.SecretFile = ""; c.Webhooks = []Webhook{w} }, "webhooks[0].secret_file: required"},
 		{"timeout", func(c *Config) { w := ok; w.Timeout = -time.Second; c.Webhooks = []Webhook{w} }, "webhooks[0].timeout:"},
