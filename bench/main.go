@@ -169,12 +169,18 @@ func run(ctx context.Context, n, reps int, seed uint64, keep, profDir, bin strin
 			return err
 		}
 		logf("profile run (in process) at N=%d, profiles in %s", n, profDir)
-		rr, err := runYktgw(ctx, e, "profile", e.spec, ndjson, &profiler{dir: profDir})
+		pr := &profiler{dir: profDir}
+		rr, err := runYktgw(ctx, e, "profile", e.spec, ndjson, pr)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("\nProfile run (gateway.Open + Serve in this process, N=%d): intake %s, until SENT %s, feedback %s\n",
 			n, ms(rr.Intake), ms(rr.EndToEnd), ms(rr.Feedback))
+		fmt.Println("Memory at the end of each stage (peak RSS of the process against what the Go runtime holds; the rest is C: SQLite):")
+		for _, m := range pr.mem {
+			fmt.Printf("  %-18s VmHWM %s  VmRSS %s  Go runtime Sys %s (heap in use %s)\n", m.Stage, mib(m.VmHWM), mib(m.VmRSS),
+				mib(int64(m.GoSys)), mib(int64(m.HeapInuse)))
+		}
 		for _, stage := range []string{"intake", "dispatch", "feedback"} {
 			printTop(ctx, os.Stdout, filepath.Join(profDir, "profile."+stage+".cpu.pprof"), stage)
 		}
@@ -277,7 +283,9 @@ func printTable(out io.Writer, e *env, bases []baselineTimes, runs []runResult, 
 		hwmSent = max(hwmSent, r.HWMSent)
 	}
 
-	fmt.Fprintf(out, "\nyktgw bench: N=%d records, reps=%d, seed=%d, %d CPUs, %s/%s, %s; %d deliveries of ≤%d records; plain file %d bytes\n",
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(out, "\nmachine load (/proc/loadavg) when the table was printed: %s", load)
+	fmt.Fprintf(out, "yktgw bench: N=%d records, reps=%d, seed=%d, %d CPUs, %s/%s, %s; %d deliveries of ≤%d records; plain file %d bytes\n",
 		n, len(runs), e.spec.Seed, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runs[0].Deliveries,
 		e.profile.MaxRecordsPerFile, bases[0].PlainBytes)
 	const rowFmt = "| %-66s | %10s | %10s | %10s |\n"

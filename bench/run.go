@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -95,25 +96,39 @@ func (d *inprocDaemon) stop() error {
 }
 
 // vmHWM reads a process's peak resident set size (VmHWM) in bytes.
-func vmHWM(pid int) (int64, error) {
+func vmHWM(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procStatus reads one kB figure of /proc/PID/status in bytes.
+func procStatus(pid int, key string) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, key); ok {
 			f := strings.Fields(v)
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("bench: no VmHWM in /proc status")
+	return 0, fmt.Errorf("bench: no %s in /proc status", key)
 }
 
 // profiler writes one CPU profile per stage (nil: no profiling).
 type profiler struct {
-	dir string
-	f   *os.File
+	dir   string
+	f     *os.File
+	stage string
+	mem   []memSnap
+}
+
+// memSnap is where the memory was at the end of a stage (profile mode):
+// the process's peak RSS against what the Go runtime holds, so the rest is
+// C memory (SQLite's page cache and temp store).
+type memSnap struct {
+	Stage                     string
+	VmHWM, VmRSS              int64
+	GoSys, HeapInuse, HeapSys uint64
 }
 
 func (p *profiler) start(stage string) error {
@@ -124,7 +139,7 @@ func (p *profiler) start(stage string) error {
 	if err != nil {
 		return err
 	}
-	p.f = f
+	p.f, p.stage = f, stage
 	return pprof.StartCPUProfile(f)
 }
 
@@ -135,6 +150,17 @@ func (p *profiler) stop() {
 	pprof.StopCPUProfile()
 	p.f.Close()
 	p.f = nil
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	snap := memSnap{Stage: p.stage, GoSys: ms.Sys, HeapInuse: ms.HeapInuse, HeapSys: ms.HeapSys}
+	snap.VmHWM, _ = vmHWM(os.Getpid())
+	snap.VmRSS, _ = procStatus(os.Getpid(), "VmRSS:")
+	p.mem = append(p.mem, snap)
+	// Live heap at the end of the stage (as of the last GC).
+	if f, err := os.Create(filepath.Join(p.dir, p.stage+".heap.pprof")); err == nil {
+		pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
 }
 
 // runYktgw runs one batch through a fresh daemon on a fresh spool: intake
