@@ -37,6 +37,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.Handle("GET /v1/batches/{id}/results", g.auth(PermRead, g.getResults))
 	mux.Handle("POST /v1/batches/{id}/cancel", g.auth(PermCancel, g.cancelBatch))
 	g.replayRoutes(mux)
+	mux.Handle("GET /v1/webhooks/outbox", g.WebhookOutboxHandler())
 	g.reportRoutes(mux)
 	mux.HandleFunc("POST /v1/banks/{code}/callback", g.bankCallback) // the bank's SM2 signature, not a bearer token
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -93,6 +93,11 @@ func TestOpenAPI(t *testing.T) {
 	e.do("POST", "/v1/batches/B-OAS/cancel", "county", "application/json", strings.NewReader(`{"reason":"test"}`))
 	e.do("POST", "/v1/batches/B-OAS/cancel", "county", "", nil) // 409
 	e.do("GET", "/v1/nothing-here", "county", "", nil)
+	e.do("GET", "/v1/deliveries?state=DEAD", "ops", "", nil)
+	e.do("GET", "/v1/deliveries", "county", "", nil)
+	e.do("POST", "/v1/deliveries/999/replay", "ops", "application/json", strings.NewReader(`{"reason":"x"}`))
+	e.do("GET", "/v1/replays", "ops", "", nil)
+	e.do("GET", "/v1/webhooks/outbox?state=failing", "ops", "", nil)
 	e.do("POST", "/v1/banks/NOPE/callback?name=x", "", "application/octet-stream", strings.NewReader("x")) // 404: no pushing bank
 
 	for _, want := range []string{

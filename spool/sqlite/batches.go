@@ -171,7 +171,7 @@ func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilte
 		limit = 1000
 	}
 	q := `SELECT ` + recordColsR + `, coalesce(rb.batch_id, ''), coalesce(rr.seq, 0) FROM records r
-		LEFT JOIN records rr ON rr.reissue_of_batch = r.batch AND rr.reissue_of_seq = r.seq AND rr.state NOT IN ('STAGED','CANCELLED')
+		LEFT JOIN records rr ON rr.reissue_of_batch = r.batch AND rr.reissue_of_seq = r.seq AND rr.reissue_of_seq > 0 AND rr.state NOT IN ('STAGED', 'CANCELLED')
 		LEFT JOIN batches rb ON rb.id = rr.batch
 		WHERE r.batch = ? AND r.seq > ?`
 	args := []any{id, f.AfterSeq}
