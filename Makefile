@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/yktgw
 PKGS := ./...
 
-.PHONY: build demo test vet bench fuzz clean
+.PHONY: build demo demo-amqp demo-https test vet bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/yktgw
@@ -11,6 +11,13 @@ build:
 # The whole money path on the embedded default (SQLite spool, in-process SFTP bank simulator).
 demo: build
 	./$(BIN) demo
+
+# The same over the other channels: RabbitMQ on 127.0.0.1:5672, an HTTPS bank on loopback.
+demo-amqp: build
+	./$(BIN) demo --channel amqp
+
+demo-https: build
+	./$(BIN) demo --channel https
 
 # go vet, then every test with the race detector. Benchmarks are not part of it.
 test: vet
