@@ -115,7 +115,7 @@ func TestXMLScanner(t *testing.T) {
 		{"self-closing optional", xmlMsg(declUTF8, tot1, det("<Seq>1</Seq><AcctName>张三</AcctName>"+okRest+"<RetMsg/><BankSerial />")), false,
 			want{name: "张三"}},
 		{"prefixes compare by local name", xmlMsg(declUTF8, tot1, det("<b:Seq>1</b:Seq><AcctName>张三</AcctName>"+okRest)), false, want{name: "张三"}},
-		{"doctype and comments outside the root", "<!-- a -->\n" + strings.Replace(xmlMsg(declUTF8, tot1, det("<Seq>1</Seq><AcctName>张三</AcctName>"+okRest)), "\n<CMS>", "\n<!DOCTYPE CMS [<!ENTITY e \"<x>\">]>\n<!-- b --><CMS>", 1) + "<!-- end -->\n", false,
+		{"declaration after a comment", "<!-- a -->\n" + strings.Replace(xmlMsg(declUTF8, tot1, det("<Seq>1</Seq><AcctName>张三</AcctName>"+okRest)), "\n<CMS>", "\n<!DOCTYPE CMS [<!ENTITY e \"<x>\">]>\n<!-- b --><CMS>", 1) + "<!-- end -->\n", false,
 			want{codes: []string{CodeShape}, msgHas: "declaration is not at the start"}},
 		{"doctype", strings.Replace(xmlMsg(declUTF8, tot1, det("<Seq>1</Seq><AcctName>张三</AcctName>"+okRest)), "\n<CMS>", "\n<!DOCTYPE CMS [<!ENTITY e \"<x>\"> <!-- > -->]>\n<!-- b --><CMS>", 1) + "<!-- end --><?pi?>\n", false,
 			want{name: "张三"}},
