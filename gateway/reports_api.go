@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -171,7 +170,7 @@ func (g *Gateway) serveReport(w http.ResponseWriter, r *http.Request, subject st
 	}}
 	sum, err := write(b, out)
 	if err != nil {
-		if errors.Is(r.Context().Err(), err) || r.Context().Err() != nil {
+		if r.Context().Err() != nil {
 			return // the client went away
 		}
 		g.log.Error("report failed", "report", subject, "by", who, "err", err)

@@ -75,8 +75,9 @@ type Store interface {
 	// subsidies, of every person with more than one account and more than one
 	// subsidy there, grouped by person, then subsidy, batch and seq.
 	MultiAccountGroups(ctx context.Context, s Scope, subsidies []string, fn func(*Row) error) error
-	// Records pages through a batch's records (spool.Store's method).
-	Records(ctx context.Context, batchID string, f spool.RecordFilter) ([]spool.Record, error)
+	// FailedRecords streams the FAILED records of a visible batch by seq
+	// (nothing for an unknown batch).
+	FailedRecords(ctx context.Context, batchID string, fn func(*Row) error) error
 }
 
 // Decryptor opens one personal field of a record (field: "name",
@@ -543,36 +544,19 @@ func (b *Builder) ReturnList(ctx context.Context, batchID string, full bool, f F
 		return sum, err
 	}
 	w := &rowWriter{b: b, t: t, full: full, progress: progress, sum: &sum}
-	err = func() error {
-		after := 0
-		for {
-			recs, err := b.store.Records(ctx, batchID, spool.RecordFilter{State: spool.RecordFailed, AfterSeq: after, Limit: 1000})
-			if err != nil {
-				return fmt.Errorf("report: return list %s: %w", batchID, err)
-			}
-			for i := range recs {
-				rec := &recs[i]
-				r := Row{BatchID: batchID, Seq: rec.Seq, NameEnc: rec.NameEnc, IDEnc: rec.IDEnc, AccountEnc: rec.AccountEnc}
-				p, err := w.open(&r)
-				if err != nil {
-					return err
-				}
-				p = w.shown(p)
-				reason := banks.Reason(rec.Reason)
-				if rec.Reason == "" {
-					reason = banks.ReasonOther
-				}
-				if err := w.row(sum.Rows+1, rec.Seq, p.name, p.id, p.account, Fen(rec.AmountFen), rec.AmountFen,
-					reason.LabelZH(), string(reason), ClassZH(reason.Class()), rec.BankCode, rec.BankMessage); err != nil {
-					return err
-				}
-			}
-			if len(recs) < 1000 {
-				return nil
-			}
-			after = recs[len(recs)-1].Seq
+	err = b.store.FailedRecords(ctx, batchID, func(r *Row) error {
+		p, err := w.open(r)
+		if err != nil {
+			return err
 		}
-	}()
+		p = w.shown(p)
+		reason := banks.Reason(r.Reason)
+		if r.Reason == "" {
+			reason = banks.ReasonOther
+		}
+		return w.row(sum.Rows+1, r.Seq, p.name, p.id, p.account, Fen(r.AmountFen), r.AmountFen,
+			reason.LabelZH(), string(reason), ClassZH(reason.Class()), r.BankCode, r.BankMessage)
+	})
 	if cerr := t.Close(); err == nil {
 		err = cerr
 	}

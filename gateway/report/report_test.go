@@ -90,8 +90,8 @@ func (f *fakeStore) SharedAccountGroups(_ context.Context, _ Scope, fn func(*Row
 func (f *fakeStore) MultiAccountGroups(_ context.Context, _ Scope, _ []string, fn func(*Row) error) error {
 	return f.stream(fn)
 }
-func (f *fakeStore) Records(context.Context, string, spool.RecordFilter) ([]spool.Record, error) {
-	return nil, nil
+func (f *fakeStore) FailedRecords(_ context.Context, _ string, fn func(*Row) error) error {
+	return f.stream(fn)
 }
 
 type plain struct{}

@@ -122,3 +122,9 @@ func (s *Store) MultiAccountGroups(ctx context.Context, sc report.Scope, subsidi
 		ORDER BY r.id_index, b.subsidy_code, b.id, r.seq`
 	return s.reportRows(ctx, "cross department", q, append(args, args...), fn)
 }
+
+// FailedRecords streams the FAILED records of a visible batch by seq.
+func (s *Store) FailedRecords(ctx context.Context, batchID string, fn func(*report.Row) error) error {
+	return s.reportRows(ctx, "failed records", `SELECT `+reportCols+reportFrom+`
+		WHERE b.batch_id = ? AND b.state <> 'STAGING' AND r.state = 'FAILED' ORDER BY r.seq`, []any{batchID}, fn)
+}
