@@ -89,6 +89,16 @@ func (g *Gateway) bankCallback(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		bankhttps.WriteSigned(w, r, g.party.Key, uid, g.now(), status, body)
 	}
+	// Cheap refusals before the body is read.
+	if r.ContentLength > maxFeedbackBytes {
+		answer(413, callbackAnswer{Status: "error", Message: "body too large"})
+		return
+	}
+	if _, err := bankhttps.CheckTimestamp(r.Header.Get(bankhttps.HeaderTimestamp), g.now(), window); err != nil {
+		log.Warn("callback refused: timestamp", "err", err)
+		answer(401, callbackAnswer{Status: "error", Message: "signature, timestamp or nonce not valid"})
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxFeedbackBytes+1))
 	if err != nil {
 		answer(400, callbackAnswer{Status: "error", Message: "body not read"})

@@ -379,6 +379,9 @@ func (ch *Channel) Send(ctx context.Context, o *banks.Outbound) (banks.Receipt, 
 		return banks.Receipt{}, fmt.Errorf("%w: %w", banks.ErrOutcomeUnknown, cause)
 	case err != nil:
 		return banks.Receipt{}, ch.transportErr(ctx, what, err)
+	case bad.Load():
+		// The bank cannot have accepted it (our signature covers o.SM3).
+		return banks.Receipt{}, fmt.Errorf("https: %s: %w (bank answered %d)", what, errSource, a.status)
 	}
 	if !a.signed {
 		if a.status >= 500 || a.status == http.StatusTooManyRequests {
