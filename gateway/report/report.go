@@ -554,8 +554,12 @@ func (b *Builder) ReturnList(ctx context.Context, batchID string, full bool, f F
 		if r.Reason == "" {
 			reason = banks.ReasonOther
 		}
+		msg := r.BankMessage
+		if !full {
+			msg = scrubNumbers(msg)
+		}
 		return w.row(sum.Rows+1, r.Seq, p.name, p.id, p.account, Fen(r.AmountFen), r.AmountFen,
-			reason.LabelZH(), string(reason), ClassZH(reason.Class()), r.BankCode, r.BankMessage)
+			reason.LabelZH(), string(reason), ClassZH(reason.Class()), r.BankCode, msg)
 	})
 	if cerr := t.Close(); err == nil {
 		err = cerr
@@ -564,4 +568,32 @@ func (b *Builder) ReturnList(ctx context.Context, batchID string, full bool, f F
 		progress(sum.Rows)
 	}
 	return sum, err
+}
+
+// scrubNumbers masks, in a bank's free text, every run of 10 or more digits
+// (or digits and a final X): banks sometimes echo the account or ID number.
+func scrubNumbers(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+			j++
+		}
+		switch {
+		case j-i >= 10:
+			b.WriteString(pii.MaskAccount(s[i:j]))
+			i = j
+		case j > i:
+			b.WriteString(s[i:j])
+			i = j
+		default:
+			b.WriteByte(s[i]) // UTF-8 bytes pass through one by one
+			i++
+		}
+	}
+	return b.String()
 }

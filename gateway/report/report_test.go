@@ -32,6 +32,21 @@ func TestYuan(t *testing.T) {
 	}
 }
 
+func TestScrubNumbers(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                             "",
+		"卡或帐号已销户":                      "卡或帐号已销户",
+		"E12 账号6222020200112230126不存在": "E12 账号6222 **** 0126不存在",
+		"证件11010519491231002X与户名不符": "证件1101 **** 002X与户名不符",
+		"流水123456789 金额100":         "流水123456789 金额100",
+		"6222020200112230126":       "6222 **** 0126",
+	} {
+		if got := scrubNumbers(in); got != want {
+			t.Errorf("scrubNumbers(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestCSVSafe(t *testing.T) {
 	for in, want := range map[string]string{"": "", "abc": "abc", "=1+2": "'=1+2", "+86": "'+86", "-1": "'-1", "@x": "'@x", "张三": "张三"} {
 		if got := csvSafe(in); got != want {
