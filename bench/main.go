@@ -57,7 +57,15 @@ func main() {
 	nobuild := flag.Bool("nobuild", false, "do not build -bin")
 	root := flag.String("root", ".", "repository root (testdata, config/calendar)")
 	small := flag.Bool("small", true, "also run once at N/10 for the RSS comparison")
+	profileOnly := flag.Bool("profile-only", false, "with -profile: skip the measured runs and the table, only profile")
 	flag.Parse()
+	if *profileOnly {
+		if *prof == "" {
+			fmt.Fprintln(os.Stderr, "bench: -profile-only needs -profile DIR")
+			os.Exit(2)
+		}
+		*reps, *small = 0, false
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, *n, *reps, *seed, *keep, *prof, *bin, !*nobuild, *root, *small); err != nil {
@@ -71,7 +79,7 @@ func logf(format string, a ...any) {
 }
 
 func run(ctx context.Context, n, reps int, seed uint64, keep, profDir, bin string, build bool, root string, small bool) error {
-	if n < 10 || reps < 1 {
+	if n < 10 || reps < 0 || reps == 0 && profDir == "" {
 		return fmt.Errorf("need -n >= 10 and -reps >= 1")
 	}
 	e := &env{keep: keep}
@@ -159,7 +167,9 @@ func run(ctx context.Context, n, reps int, seed uint64, keep, profDir, bin strin
 		logf("N/10 yktgw: intake %s, until SENT %s, feedback %s, VmHWM %s", ms(rr.Intake), ms(rr.EndToEnd), ms(rr.Feedback), mib(rr.HWMSettled))
 		smallRun = &rr
 	}
-	printTable(os.Stdout, e, bases, runs, smallRun)
+	if len(runs) > 0 {
+		printTable(os.Stdout, e, bases, runs, smallRun)
+	}
 
 	if profDir != "" {
 		if profDir, err = filepath.Abs(profDir); err != nil {
