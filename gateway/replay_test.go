@@ -65,8 +65,12 @@ func TestReplayNeverResendsWhatArrived(t *testing.T) {
 	})
 	e.submit(gen.Spec{BatchID: "RP-ARRIVED", N: 500})
 	d := deadDelivery(t, e, "RP-ARRIVED")
-	if st := e.sim.Stats(); st.Accepted != 1 {
-		t.Fatalf("bank accepted %d", st.Accepted)
+	// The bank takes the file up asynchronously after the upload.
+	for deadline := time.Now().Add(20 * time.Second); e.sim.Stats().Accepted != 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("bank accepted %d", e.sim.Stats().Accepted)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	v, err := e.g.RequestReplay(context.Background(), operator, d.ID, "bank says it has the file")
 	if err != nil || v.State != spool.ReplayDone {
