@@ -113,8 +113,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, 
 		st.Close()
 		return nil, err
 	}
+	// The report rules come from the config: refuse a bad one at start-up,
+	// not at the first request.
+	if _, err := NewReportBuilder(cfg, st, ring); err != nil {
+		g.Close()
+		return nil, err
+	}
 	if err := g.Recover(ctx); err != nil {
-		st.Close()
+		g.Close()
 		return nil, err
 	}
 	return g, nil
