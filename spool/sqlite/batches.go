@@ -250,7 +250,7 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	err := st.s.tx(ctx, func(tx *sql.Tx) error {
+	err := st.s.txRelaxed(ctx, func(tx *sql.Tx) error {
 		var state string
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {
 			return fmt.Errorf("stage gone: %w", err)
@@ -400,20 +400,26 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, reissuePK int64) (spool
 	}
 	// Same person twice for this subsidy and period within the batch: every
 	// occurrence after the first is refused.
-	rows, err = tx.QueryContext(ctx, `SELECT r.seq, (SELECT min(seq) FROM records f WHERE f.batch = r.batch AND f.dedupe_key = r.dedupe_key)
-		FROM records r WHERE r.batch = ? AND r.dedupe_key IN (SELECT dedupe_key FROM records WHERE batch = ? GROUP BY dedupe_key HAVING count(*) > 1)
-		ORDER BY r.seq`, st.id, st.id)
+	// One pass over the batch, grouped by person.
+	rows, err = tx.QueryContext(ctx, `SELECT group_concat(seq) FROM records WHERE batch = ? GROUP BY dedupe_key HAVING count(*) > 1`, st.id)
 	if err != nil {
 		return res, err
 	}
 	for rows.Next() {
-		var seq, first int
-		if err := rows.Scan(&seq, &first); err != nil {
+		var list string
+		if err := rows.Scan(&list); err != nil {
 			rows.Close()
 			return res, err
 		}
-		if seq != first {
-			res.Conflicts = append(res.Conflicts, spool.Conflict{Seq: seq, Kind: "in_batch", OtherSeq: first, OtherState: spool.RecordStaged})
+		var seqs []int
+		for _, p := range strings.Split(list, ",") {
+			if v, err := strconv.Atoi(p); err == nil {
+				seqs = append(seqs, v)
+			}
+		}
+		sort.Ints(seqs)
+		for _, seq := range seqs[1:] {
+			res.Conflicts = append(res.Conflicts, spool.Conflict{Seq: seq, Kind: "in_batch", OtherSeq: seqs[0], OtherState: spool.RecordStaged})
 		}
 	}
 	rows.Close()

@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"yktgw/spool"

@@ -449,7 +449,7 @@ func (s *Store) ApplyFeedback(ctx context.Context, f spool.Feedback, produce fun
 		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen),0),
 			coalesce(sum(CASE WHEN fb.paid = 1 THEN fb.fen END),0), coalesce(sum(CASE WHEN fb.paid = 0 THEN r.amount_fen END),0),
 			coalesce(sum(fb.paid),0), coalesce(sum(1-fb.paid),0), coalesce(sum(r.state = 'UNKNOWN'),0)
-			FROM fb JOIN records r ON r.batch = ? AND r.seq = fb.seq`, d.batchPK).Scan(&n, &sentFen, &paidFen, &failedFen, &paidN, &failedN, &unknownN); err != nil {
+			FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?`, d.batchPK, d.first, d.last).Scan(&n, &sentFen, &paidFen, &failedFen, &paidN, &failedN, &unknownN); err != nil {
 			return err
 		}
 		if n != d.count && len(an.list) == 0 {
@@ -474,7 +474,7 @@ func (s *Store) ApplyFeedback(ctx context.Context, f spool.Feedback, produce fun
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE records SET state = CASE WHEN fb.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
 			paid_fen = fb.fen, reason = fb.reason, bank_code = fb.code, bank_message = fb.msg, bank_serial = fb.serial, result_at = ?
-			FROM fb WHERE records.batch = ? AND records.seq = fb.seq`, now, d.batchPK); err != nil {
+			FROM fb WHERE records.batch = ? AND records.seq = fb.seq AND records.seq BETWEEN ? AND ?`, now, d.batchPK, d.first, d.last); err != nil {
 			return err
 		}
 		if len(f.BadReasons) > 0 {
@@ -484,9 +484,9 @@ func (s *Store) ApplyFeedback(ctx context.Context, f spool.Feedback, produce fun
 				reasons = append(reasons, r)
 				ph = append(ph, "?")
 			}
-			args := append([]any{f.Bank, now, d.batchPK}, reasons...)
+			args := append([]any{f.Bank, now, d.batchPK, d.first, d.last}, reasons...)
 			if _, err := tx.ExecContext(ctx, `INSERT INTO bad_accounts(account_index, reason, bank, at)
-				SELECT r.account_index, fb.reason, ?, ? FROM fb JOIN records r ON r.batch = ? AND r.seq = fb.seq
+				SELECT r.account_index, fb.reason, ?, ? FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?
 				WHERE fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY fb.seq
 				ON CONFLICT(account_index) DO UPDATE SET reason = excluded.reason, bank = excluded.bank, at = excluded.at`, args...); err != nil {
 				return err

@@ -71,6 +71,9 @@ func TestPragmas(t *testing.T) {
 	s.w.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
 	s.w.QueryRow(`PRAGMA synchronous`).Scan(&sync)
 	s.w.QueryRow(`PRAGMA foreign_keys`).Scan(&fk)
+	// A stage's relaxed commits leave the connection at FULL for everything else.
+	spooltest.Submit(t, s, spooltest.Header("P1", "210102", "GDZL", "2026-11"), []spool.Record{spooltest.Rec(1, "p1", "a1", "GDZL", "2026-11", 100)})
+	s.w.QueryRow(`PRAGMA synchronous`).Scan(&sync)
 	if mode != "wal" || sync != 2 || fk != 1 {
 		t.Fatalf("journal_mode=%s synchronous=%d foreign_keys=%d; want wal, 2 (FULL), 1", mode, sync, fk)
 	}
