@@ -45,19 +45,31 @@ type dispatcher struct {
 	mu       sync.Mutex
 	inflight map[int64]bool // deliveries being sent by this process
 	probeAt  map[int64]time.Time
+	sending  sync.WaitGroup // sends in flight (they overlap with sealing)
 }
+
+// wait waits for the sends in flight (at shutdown).
+func (d *dispatcher) wait() { d.sending.Wait() }
 
 func newDispatcher(g *Gateway) *dispatcher {
 	return &dispatcher{g: g, inflight: map[int64]bool{}, probeAt: map[int64]time.Time{}}
 }
 
-// tick does one round: plan queued batches, seal planned deliveries, settle
-// unknown outcomes, send what is due. Errors are logged; the next tick retries.
+// tick does one round: plan queued batches, settle unknown outcomes, and
+// seal planned deliveries while the sealed ones are already being sent (each
+// send runs in the background, bounded per bank). Errors are logged; the
+// next tick retries.
 func (d *dispatcher) tick(ctx context.Context) {
 	d.plan(ctx)
-	d.seal(ctx)
 	d.recover(ctx)
 	d.send(ctx)
+	d.seal(ctx)
+}
+
+// tickWait is tick followed by waiting for the sends it started (tests).
+func (d *dispatcher) tickWait(ctx context.Context) {
+	d.tick(ctx)
+	d.wait()
 }
 
 func (d *dispatcher) plan(ctx context.Context) {
@@ -105,7 +117,9 @@ func (d *dispatcher) seal(ctx context.Context) {
 			if errors.Is(err, errPermanent) {
 				d.dead(ctx, dl, spool.DeliveryPlanned, err.Error())
 			}
+			continue
 		}
+		d.send(ctx) // start sending it while the next one is sealed
 	}
 }
 
@@ -336,27 +350,24 @@ func (d *dispatcher) send(ctx context.Context) {
 		g.log.Error("dispatch: list sealed", "err", err)
 		return
 	}
-	var wg sync.WaitGroup
 	for _, dl := range ds {
 		bank := g.banks[dl.Bank]
 		if bank == nil || !g.maySend(bank.Profile, now) || !d.claim(dl.ID) {
 			continue
 		}
-		select {
-		case bank.sem <- struct{}{}:
-		case <-ctx.Done():
-			d.release(dl.ID)
-			return
-		}
-		wg.Add(1)
+		d.sending.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() { <-bank.sem }()
+			defer d.sending.Done()
 			defer d.release(dl.ID)
+			select {
+			case bank.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-bank.sem }()
 			d.sendOne(ctx, bank, dl)
 		}()
 	}
-	wg.Wait()
 }
 
 // maySend applies the profile's send windows and business-day rule.

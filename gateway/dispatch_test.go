@@ -100,7 +100,7 @@ func (e *env) queue(t *testing.T, id string) {
 func tickUntil(t *testing.T, d *dispatcher, e *env, batch string, want spool.DeliveryState) spool.Delivery {
 	t.Helper()
 	for i := 0; i < 50; i++ {
-		d.tick(context.Background())
+		d.tickWait(context.Background())
 		if dl := e.delivery(t, batch); dl.State == want {
 			return dl
 		}
@@ -166,7 +166,7 @@ func TestDispatchUnknownOutcomeAsksFirst(t *testing.T) {
 		ch := &scriptChannel{send: unknownOnce, probe: c.probe}
 		e, d := dispatchEnv(t, scriptProber{ch})
 		e.queue(t, "D-UNK")
-		d.tick(context.Background()) // plan, seal, send -> unknown
+		d.tickWait(context.Background()) // plan, seal, send -> unknown
 		if dl := e.delivery(t, "D-UNK"); dl.State != spool.DeliverySending || ch.sends != 1 {
 			t.Fatalf("%v: after the unknown outcome: %s, %d sends", c.probe, dl.State, ch.sends)
 		}

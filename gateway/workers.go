@@ -35,6 +35,12 @@ func (g *Gateway) startWorkers(ctx context.Context) *sync.WaitGroup {
 		}()
 	}
 	every(g.cfg.Dispatcher.PollInterval, d.tick)
+	wg.Add(1)
+	go func() { // sends outlive a tick: wait for them before the spool closes
+		defer wg.Done()
+		<-ctx.Done()
+		d.wait()
+	}()
 	for _, b := range g.banks {
 		every(g.cfg.Feedback.PollInterval, func(ctx context.Context) { g.pollFeedback(ctx, b) })
 	}
