@@ -750,7 +750,10 @@ func TestHostKeyFile(t *testing.T) {
 		"empty":    func(o banks.Options) { o["host_key_file"] = write("empty", "\n") },
 		"missing":  func(o banks.Options) { o["host_key_file"] = filepath.Join(dir, "nope") },
 		"relative": func(o banks.Options) { o["host_key_file"] = "known_hosts" },
-		"both":     func(o banks.Options) { o["host_key_file"] = write("k2", srv.HostKeyLine); o["host_key"] = srv.HostKeyLine },
+		"both": func(o banks.Options) {
+			o["host_key_file"] = write("k2", srv.HostKeyLine)
+			o["host_key"] = srv.HostKeyLine
+		},
 	} {
 		o := options(srv.Server, b)
 		delete(o, "host_key")
