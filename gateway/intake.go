@@ -130,24 +130,29 @@ type recordJSON struct {
 // and stops writing (but keeps validating, so every error is reported) at the
 // first error.
 type intake struct {
-	g        *Gateway
-	ctx      context.Context
-	who      *Principal
-	h        headerJSON
-	count    int64
-	fen      int64
-	issues   validate.Issues
-	rules    validate.Rules
-	bank     *banks.Profile
-	seqs     *validate.SeqTracker
-	totals   validate.Totals
-	hash     hash.Hash
-	stage    spool.Stage
-	existed  *spool.Batch // same batch_id already accepted: compare content only
-	chunk    []spool.Record
-	buf      []byte // scratch for AAD, hashing
-	headerOK bool
-	nrec     int
+	g       *Gateway
+	ctx     context.Context
+	who     *Principal
+	h       headerJSON
+	count   int64
+	fen     int64
+	issues  validate.Issues
+	rules   validate.Rules
+	bank    *banks.Profile
+	seqs    *validate.SeqTracker
+	totals  validate.Totals
+	hash    hash.Hash
+	stage   spool.Stage
+	existed *spool.Batch // same batch_id already accepted: compare content only
+	chunk   []spool.Record
+	buf     []byte // scratch for AAD, hashing
+	// The stage writer (startWriter): chunks go out, emptied ones come back.
+	chunks     chan []spool.Record
+	free       chan []spool.Record
+	writerDone chan error
+	writerErr  error
+	headerOK   bool
+	nrec       int
 }
 
 func (in *intake) fail(field, code, msg string) {
@@ -161,6 +166,9 @@ func (g *Gateway) Submit(ctx context.Context, who *Principal, body io.Reader, nd
 	in := &intake{g: g, ctx: ctx, who: who, hash: sm3.New()}
 	in.issues.Max = g.cfg.Intake.MaxErrors
 	res, err := in.run(body, ndjson)
+	if werr := in.stopWriter(); werr != nil && err == nil && res.Status == StatusCreated {
+		err = werr // cannot happen: finish waits for the writer first
+	}
 	if in.stage != nil {
 		// Whatever happened, a stage that was not finalized must leave no trace.
 		if aerr := in.stage.Abort(ctx); aerr != nil && err == nil {
@@ -450,6 +458,7 @@ func (in *intake) startRecords() {
 	}
 	in.stage = st
 	in.chunk = make([]spool.Record, 0, g.cfg.Intake.ChunkRecords)
+	in.startWriter()
 }
 
 // record decodes, validates, hashes and (while the batch is clean) stages one record.
@@ -520,14 +529,54 @@ func fieldName(layoutField string) string {
 	return layoutField
 }
 
+// startWriter starts the goroutine that writes chunks to the stage, so the
+// spool's inserts of one chunk overlap with decoding, validating and
+// encrypting the next (the two cores both work). At most two chunks wait.
+func (in *intake) startWriter() {
+	in.chunks = make(chan []spool.Record, 1)
+	in.writerDone = make(chan error, 1)
+	in.free = make(chan []spool.Record, 2)
+	chunks, free, done, stage, ctx := in.chunks, in.free, in.writerDone, in.stage, in.ctx
+	go func() {
+		var err error
+		for c := range chunks {
+			if err == nil {
+				err = stage.Add(ctx, c)
+			}
+			select {
+			case free <- c[:0]:
+			default:
+			}
+		}
+		done <- err
+	}()
+}
+
+// stopWriter waits until every chunk handed over is written; it returns the
+// first error of the writes. Safe to call more than once, or without a writer.
+func (in *intake) stopWriter() error {
+	if in.chunks == nil {
+		return nil
+	}
+	close(in.chunks)
+	in.chunks = nil
+	in.writerErr = <-in.writerDone
+	return in.writerErr
+}
+
+// flush hands the current chunk to the writer and goes on with a free one.
 func (in *intake) flush() error {
 	if len(in.chunk) == 0 {
 		return nil
 	}
-	if err := in.stage.Add(in.ctx, in.chunk); err != nil {
-		return &spoolError{fmt.Errorf("gateway: stage records: %w", err)}
+	// A failed write shows at stopWriter (the writer keeps draining).
+	in.chunks <- in.chunk
+	select {
+	case c := <-in.free:
+		in.chunk = c
+	default:
+		in.chunk = make([]spool.Record, 0, cap(in.chunk))
 	}
-	in.chunk = in.chunk[:0]
 	return nil
 }
 
@@ -675,6 +724,9 @@ func (in *intake) finish() (SubmitResult, error) {
 	}
 	if err := in.flush(); err != nil {
 		return SubmitResult{}, err
+	}
+	if err := in.stopWriter(); err != nil {
+		return SubmitResult{}, &spoolError{fmt.Errorf("gateway: stage records: %w", err)}
 	}
 	b := &spool.Batch{BatchID: in.h.BatchID, Tenant: in.h.Tenant, Bank: in.h.Bank, SubsidyCode: in.h.Subsidy.Code,
 		SubsidyName: in.h.Subsidy.Name, Period: in.h.Period, Memo: in.h.Memo, TotalCount: int(in.count), TotalFen: in.fen,
