@@ -224,7 +224,7 @@ func Default() *Config {
 			SigningKey:     "keys/gateway.key.pem",
 			Certificate:    "keys/gateway.cert.pem",
 		},
-		Intake: Intake{MaxErrors: 1000, MaxBodyBytes: 1 << 30, MaxRecords: 2_000_000, ChunkRecords: 20000},
+		Intake: Intake{MaxErrors: 1000, MaxBodyBytes: 1 << 30, MaxRecords: 2_000_000, ChunkRecords: 10000},
 		Dispatcher: Dispatcher{
 			PollInterval: time.Second, MaxAttempts: 8,
 			BackoffInitial: 2 * time.Second, BackoffMax: 5 * time.Minute, ConcurrencyPerBank: 2,

@@ -83,7 +83,7 @@ func New(d Deps) (*Gateway, error) {
 		g.profiles = map[string]*banks.Profile{}
 	}
 	if g.cfg.Intake.ChunkRecords <= 0 {
-		g.cfg.Intake.ChunkRecords = 20000
+		g.cfg.Intake.ChunkRecords = 10000
 	}
 	if g.cfg.Intake.MaxRecords <= 0 {
 		g.cfg.Intake.MaxRecords = 2_000_000
