@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"yktgw/gateway"
+	"yktgw/spool/sqlite"
 )
 
 // osActor names the person running an admin command, for the audit chain.
@@ -19,6 +20,15 @@ func osActor() string {
 		return "cli:" + u.Username
 	}
 	return "cli"
+}
+
+// openSpool loads a config and opens its spool read-write (admin commands).
+func openSpool(ctx context.Context, cfgPath string) (*sqlite.Store, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	return gateway.OpenStore(ctx, cfg)
 }
 
 func splitCSV(s string) []string {
@@ -39,12 +49,8 @@ func init() {
 		Short: "Create a token; its secret is printed once, as the last line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			st, err := gateway.OpenStore(ctx, cfg)
+			st, err := openSpool(ctx, cfgPath)
 			if err != nil {
 				return err
 			}
@@ -70,12 +76,8 @@ func init() {
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			st, err := gateway.OpenStore(ctx, cfg)
+			st, err := openSpool(ctx, cfgPath)
 			if err != nil {
 				return err
 			}
@@ -103,12 +105,8 @@ func init() {
 		Short: "Revoke a token at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
 			ctx := context.Background()
-			st, err := gateway.OpenStore(ctx, cfg)
+			st, err := openSpool(ctx, cfgPath)
 			if err != nil {
 				return err
 			}
