@@ -6,36 +6,17 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"yktgw/internal/gen"
+	"yktgw/internal/memsample"
 )
 
 // peakHeap samples the live heap until stop is closed and returns the peak.
 func peakHeap(stop <-chan struct{}) <-chan uint64 {
-	out := make(chan uint64, 1)
-	go func() {
-		s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		var peak uint64
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			rtmetrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak {
-				peak = v
-			}
-			select {
-			case <-stop:
-				out <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return out
+	return memsample.Peak(memsample.HeapObjects, 5*time.Millisecond, stop)
 }
 
 // BenchmarkIntakeNDJSON submits N records through the real HTTP handler into

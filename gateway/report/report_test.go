@@ -10,13 +10,13 @@ import (
 	"io"
 	"os"
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/xuri/excelize/v2"
 
+	"yktgw/internal/memsample"
 	"yktgw/spool"
 )
 
@@ -280,26 +280,7 @@ func TestXLSXShape(t *testing.T) {
 // peakHeap samples the live heap until stop is closed and returns the peak
 // (as gateway/bench_test.go does).
 func peakHeap(stop <-chan struct{}) <-chan uint64 {
-	out := make(chan uint64, 1)
-	go func() {
-		s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		var peak uint64
-		tk := time.NewTicker(2 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			rtmetrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak {
-				peak = v
-			}
-			select {
-			case <-stop:
-				out <- peak
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	return out
+	return memsample.Peak(memsample.HeapObjects, 2*time.Millisecond, stop)
 }
 
 // genStore streams n rows without holding them: every row a 三无 hit.
@@ -435,26 +416,7 @@ func TestXLSX100kRowsBoundedMemory(t *testing.T) {
 
 // peakLive samples the live heap as the last GC cycle marked it.
 func peakLive(stop <-chan struct{}) <-chan uint64 {
-	out := make(chan uint64, 1)
-	go func() {
-		s := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		var peak uint64
-		tk := time.NewTicker(2 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			rtmetrics.Read(s)
-			if v := s[0].Value.Uint64(); v > peak {
-				peak = v
-			}
-			select {
-			case <-stop:
-				out <- peak
-				return
-			case <-tk.C:
-			}
-		}
-	}()
-	return out
+	return memsample.Peak(memsample.LiveHeap, 2*time.Millisecond, stop)
 }
 
 // BenchmarkXLSX writes N-row 三无 lists (decrypt, rules, mask, stream) and
