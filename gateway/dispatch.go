@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -470,5 +469,3 @@ func (d *dispatcher) backoff(attempt int) time.Duration {
 	half := step / 2
 	return half + time.Duration(rand.Int64N(int64(half)+1))
 }
-
-var _ = strconv.Itoa

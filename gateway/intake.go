@@ -753,7 +753,7 @@ func (in *intake) finish() (SubmitResult, error) {
 	}
 	if len(res.Conflicts) > 0 {
 		for _, c := range res.Conflicts {
-			in.issues.Add(conflictIssue(c, in.who))
+			in.issues.Add(conflictIssue(c))
 		}
 		return in.refused(), nil
 	}
@@ -802,7 +802,7 @@ func joinInts(v []int) string {
 	return string(b)
 }
 
-func conflictIssue(c spool.Conflict, who *Principal) validate.Issue {
+func conflictIssue(c spool.Conflict) validate.Issue {
 	switch c.Kind {
 	case "reissue_unknown":
 		return validate.Issue{Seq: c.Seq, Field: "reissue_of.seqs", Code: "reissue.unknown_record",

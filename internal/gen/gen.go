@@ -91,22 +91,16 @@ func Person(i int) (name, id, account string) {
 	} else {
 		name = surnames[r.IntN(len(surnames))] + given[r.IntN(len(given))]
 	}
-	// Area 210102 (沈阳和平区), birth 1940..1999, sequence from i.
-	y := 1940 + r.IntN(60)
-	m := 1 + r.IntN(12)
-	d := 1 + r.IntN(28)
+	// Area 210102 (沈阳和平区); the birth date and sequence come from i, so
+	// 1,000,000 people stay distinct: i%1000 is the sequence, i/1000 picks
+	// one of 70×12×28 dates from 1930.
+	k := i / 1000
+	date := (1930+k%70)*10000 + (1+(k/70)%12)*100 + 1 + (k/840)%28
+	sq := i % 1000
 	b := make([]byte, 0, 18)
 	b = append(b, "210102"...)
-	b = strconv.AppendInt(b, int64(y), 10)
-	b = append(b, byte('0'+m/10), byte('0'+m%10), byte('0'+d/10), byte('0'+d%10))
-	sq := i % 1000
+	b = strconv.AppendInt(b, int64(date), 10)
 	b = append(b, byte('0'+sq/100), byte('0'+sq/10%10), byte('0'+sq%10))
-	// Spread people over birth dates so 1,000,000 stay distinct: fold i/1000 into the date.
-	k := i / 1000
-	y2 := 1930 + k%70
-	m2 := 1 + (k/70)%12
-	d2 := 1 + (k/840)%28
-	copy(b[6:14], strconv.Itoa(y2*10000+m2*100+d2))
 	b = append(b, validate.IDCheckChar(string(b)))
 	id = string(b)
 	// A 19-digit card: 622202 + 12 digits from i + Luhn digit.

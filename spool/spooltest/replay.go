@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"yktgw/spool"
 )
@@ -108,5 +107,4 @@ func replayFinish(t *testing.T, s spool.Store) {
 	if len(recs) != 2 || b.State != spool.BatchSent {
 		t.Fatalf("arrived: %d SENT records, batch %s", len(recs), b.State)
 	}
-	_ = time.Now
 }
