@@ -14,6 +14,7 @@ import (
 	"yktgw/banks/format"
 	"yktgw/crypto"
 	"yktgw/gateway/validate"
+	"yktgw/internal/pii"
 	"yktgw/spool"
 )
 
@@ -103,6 +104,9 @@ func (g *Gateway) ApplyFeedback(ctx context.Context, bankCode, name string, seal
 		return FeedbackRefused, err
 	}
 	refuse := func(why string) (FeedbackOutcome, error) {
+		// The reason goes to the log, the alarm and the spool: a parse error
+		// may quote a field of a misaligned line, so numbers are masked.
+		why = pii.ScrubDigits(why)
 		log.Error("ALARM return file refused", "why", why)
 		g.metrics.feedbackRefused(p.Code)
 		_, err := g.store.ApplyFeedback(ctx, f, func(func(spool.ResultRow) error) error { return errors.New(why) })

@@ -570,30 +570,5 @@ func (b *Builder) ReturnList(ctx context.Context, batchID string, full bool, f F
 	return sum, err
 }
 
-// scrubNumbers masks, in a bank's free text, every run of 10 or more digits
-// (or digits and a final X): banks sometimes echo the account or ID number.
-func scrubNumbers(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		j := i
-		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-			j++
-		}
-		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
-			j++
-		}
-		switch {
-		case j-i >= 10:
-			b.WriteString(pii.MaskAccount(s[i:j]))
-			i = j
-		case j > i:
-			b.WriteString(s[i:j])
-			i = j
-		default:
-			b.WriteByte(s[i]) // UTF-8 bytes pass through one by one
-			i++
-		}
-	}
-	return b.String()
-}
+// scrubNumbers masks ID and account numbers a bank echoed in free text.
+func scrubNumbers(s string) string { return pii.ScrubDigits(s) }

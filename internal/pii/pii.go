@@ -69,3 +69,32 @@ type Name string
 
 func (v Name) LogValue() slog.Value { return slog.StringValue(MaskName(string(v))) }
 func (v Name) String() string       { return MaskName(string(v)) }
+
+// ScrubDigits masks, in free text (a bank's message, a parse error quoting a
+// field), every run of 10 or more digits, or 17 digits and a final X: banks
+// and misaligned files sometimes carry an account or ID number there.
+func ScrubDigits(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+			j++
+		}
+		switch {
+		case j-i >= 10:
+			b.WriteString(MaskAccount(s[i:j]))
+			i = j
+		case j > i:
+			b.WriteString(s[i:j])
+			i = j
+		default:
+			b.WriteByte(s[i]) // UTF-8 bytes pass through one by one
+			i++
+		}
+	}
+	return b.String()
+}

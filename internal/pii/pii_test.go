@@ -37,3 +37,15 @@ func TestLogValuesNeverLeak(t *testing.T) {
 		}
 	}
 }
+
+func TestScrubDigits(t *testing.T) {
+	for in, want := range map[string]string{
+		`line 7: amount: not an amount in fen: "6222020200112230123"`: `line 7: amount: not an amount in fen: "6222 **** 0123"`,
+		"户名与账号不符 21010219800101123X":                                  "户名与账号不符 2101 **** 123X",
+		"code 123456789 is short":                                     "code 123456789 is short",
+	} {
+		if got := ScrubDigits(in); got != want {
+			t.Errorf("ScrubDigits(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
