@@ -126,16 +126,6 @@ func readBoundedAt(r io.Reader, limit int64, prefix, extra int, what string) ([]
 	return buf, nil
 }
 
-// allocNoZero returns a zero-length slice with capacity at least n whose
-// memory is not cleared: bytes.Buffer.Grow allocates without zeroing, which
-// saves a pass over a 10 MB payload that is about to be overwritten anyway.
-// Callers must never expose bytes they did not write.
-func allocNoZero(n int) []byte {
-	var b bytes.Buffer
-	b.Grow(n)
-	return b.Bytes()[:0:n]
-}
-
 // payloadPool recycles the large buffers SignAndSeal and OpenAndVerify read
 // payloads into: a batch split into several files is sealed file after file,
 // and a fresh 10 MB allocation costs more (page faults, clearing) than the
@@ -154,7 +144,11 @@ func getPayloadBuf(n int) []byte {
 			payloadPool.Put(p)
 		}
 	}
-	return allocNoZero(n)
+	// A plain allocation: Go clears it (a large one is fresh zeroed pages
+	// from the OS or a cleared span). Only the first payload of a run pays
+	// for that; later ones reuse a pooled buffer, which readBoundedAt
+	// overwrites before anything reads it.
+	return make([]byte, 0, n)
 }
 
 func putPayloadBuf(b []byte) {
