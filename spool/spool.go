@@ -87,7 +87,8 @@ type Record struct {
 	AccountIndex []byte // blind index of the account number
 	// DedupeKey identifies (person, subsidy, period). At most one record with a
 	// given key may be PENDING, SENT, PAID or UNKNOWN across the whole spool
-	// (money rule 4); the store enforces it with a unique index as a backstop.
+	// (money rule 4); the store enforces it itself as a backstop (SQLite: the
+	// dedupe_active table, kept by triggers, with the key as primary key).
 	DedupeKey   []byte
 	AccountKind string
 	AmountFen   int64

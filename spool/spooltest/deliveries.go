@@ -23,6 +23,7 @@ var deliveryCases = []struct {
 	{"FeedbackAnomaliesApplyNothing", feedbackAnomalies},
 	{"OverdueBecomesUnknownUntilBankSpeaks", overdueUnknown},
 	{"BadAccountsRemembered", badAccounts},
+	{"ResultsFreeOrHoldPerson", resultsFreeOrHold},
 }
 
 func bankNo(bank string, n int64) string { return fmt.Sprintf("%s%08d", bank, n) }
@@ -330,5 +331,31 @@ func badAccounts(t *testing.T, s spool.Store) {
 	got, err := s.BadAccounts(ctx, "B2")
 	if err != nil || got[3] != "ACCOUNT_CLOSED" || len(got) != 1 {
 		t.Fatalf("BadAccounts = %v %v", got, err)
+	}
+}
+
+// Money rule 4 after the bank speaks: a FAILED record frees its person for a
+// later batch; PAID, SENT and UNKNOWN keep holding it.
+func resultsFreeOrHold(t *testing.T, s spool.Store) {
+	ctx := context.Background()
+	queued(t, s, "B1", 6, 0)
+	ds, _ := s.PlanDeliveries(ctx, "B1", 3, bankNo, spool.Event{})
+	sendAll(t, s, ds, time.Now().Add(time.Hour))
+	if res, err := s.ApplyFeedback(ctx, fb(ds[0], "R1"), rows(1, 3, func(seq int) bool { return seq != 2 })); err != nil || len(res.Anomalies) > 0 {
+		t.Fatalf("apply: %+v %v", res, err)
+	}
+	// p2 FAILED: free. p1 PAID, p4 SENT: held.
+	if res := Submit(t, s, Header("B2", "210102", "GDZL", "2026-11"), []spool.Record{Rec(1, "p2", "a9", "GDZL", "2026-11", 100)}); len(res.Conflicts) != 0 {
+		t.Fatalf("a FAILED person is still held: %+v", res.Conflicts)
+	}
+	for _, c := range []struct {
+		p     string
+		seq   int
+		state spool.RecordState
+	}{{"p1", 1, spool.RecordPaid}, {"p4", 4, spool.RecordSent}, {"p2", 1, spool.RecordPending}} {
+		res := Submit(t, s, Header("B3"+c.p, "210102", "GDZL", "2026-11"), []spool.Record{Rec(1, c.p, "a9", "GDZL", "2026-11", 100)})
+		if len(res.Conflicts) != 1 || res.Conflicts[0].Kind != "cross_batch" || res.Conflicts[0].OtherSeq != c.seq || res.Conflicts[0].OtherState != c.state {
+			t.Fatalf("%s: conflicts %+v, want one cross_batch against a %s record", c.p, res.Conflicts, c.state)
+		}
 	}
 }

@@ -258,17 +258,24 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		if state != string(spool.BatchStaging) {
 			return fmt.Errorf("stage already %s: %w", state, spool.ErrStale)
 		}
+		// Records go in as PENDING: the batch's STAGING state hides them, and
+		// they claim nothing in dedupe_active until Finalize (migration 0008).
+		// Reissues stay STAGED until then, out of records_reissue_once.
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, reissue_of_seq, state)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'STAGED')`)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i := range recs {
 			r := &recs[i]
+			state := string(spool.RecordPending)
+			if r.ReissueOfSeq > 0 {
+				state = string(spool.RecordStaged)
+			}
 			// No ctx per row: go-sqlite3 starts a goroutine per call for a
 			// cancellable context; the transaction already carries ctx.
-			if _, err := stmt.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq); err != nil {
+			if _, err := stmt.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq, state); err != nil {
 				if isUnique(err) {
 					return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
 				}
@@ -334,12 +341,6 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 			b.Warnings = warnings(res)
 		}
 		now := st.s.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE records SET state = 'PENDING' WHERE batch = ?`, st.id); err != nil {
-			if isUnique(err) { // the guards above saw no conflict, so this is a bug: refuse loudly
-				return fmt.Errorf("money rule 4 backstop fired: %w", spool.ErrConflict)
-			}
-			return err
-		}
 		_, err = tx.ExecContext(ctx, `UPDATE batches SET batch_id=?, tenant=?, bank=?, subsidy_code=?, subsidy_name=?, period=?, memo=?,
 			total_count=?, total_fen=?, content_hash=?, warnings=?, submitted_by=?, reissue_of=?, state='RECEIVED', updated_at=? WHERE id = ?`,
 			b.BatchID, b.Tenant, b.Bank, b.SubsidyCode, b.SubsidyName, b.Period, b.Memo, b.TotalCount, b.TotalFen,
@@ -398,57 +399,41 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, reissuePK int64) (spool
 	if err := rows.Err(); err != nil {
 		return res, err
 	}
-	// Same person twice for this subsidy and period within the batch: every
-	// occurrence after the first is refused.
-	// One pass over the batch, grouped by person.
-	rows, err = tx.QueryContext(ctx, `SELECT group_concat(seq) FROM records WHERE batch = ? GROUP BY dedupe_key HAVING count(*) > 1`, st.id)
+	if len(res.Conflicts) > 0 {
+		return res, nil
+	}
+	// Reissues leave STAGED (records_reissue_once now counts them).
+	if _, err := tx.ExecContext(ctx, `UPDATE records SET state = 'PENDING' WHERE batch = ? AND state = 'STAGED'`, st.id); err != nil {
+		if isUnique(err) { // the reissue guard above saw no conflict, so this is a bug: refuse loudly
+			return res, fmt.Errorf("money rule 6 backstop fired: %w", spool.ErrConflict)
+		}
+		return res, err
+	}
+	// Money rule 4: claim every person's (subsidy, period) key at once, in key
+	// order (one pass over the B-tree instead of a random insert per record).
+	// A key already held, by another batch or earlier in this one, is not
+	// claimed; fewer claims than records means a duplicate, found below.
+	claim, err := tx.ExecContext(ctx, `INSERT INTO dedupe_active(dedupe_key, batch, seq)
+		SELECT dedupe_key, batch, seq FROM records WHERE batch = ? ORDER BY dedupe_key, seq
+		ON CONFLICT(dedupe_key) DO NOTHING`, st.id)
 	if err != nil {
 		return res, err
 	}
-	for rows.Next() {
-		var list string
-		if err := rows.Scan(&list); err != nil {
-			rows.Close()
-			return res, err
-		}
-		var seqs []int
-		for _, p := range strings.Split(list, ",") {
-			if v, err := strconv.Atoi(p); err == nil {
-				seqs = append(seqs, v)
-			}
-		}
-		sort.Ints(seqs)
-		for _, seq := range seqs[1:] {
-			res.Conflicts = append(res.Conflicts, spool.Conflict{Seq: seq, Kind: "in_batch", OtherSeq: seqs[0], OtherState: spool.RecordStaged})
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, err
-	}
-	// Money rule 4 across batches: the same person, subsidy and period already
-	// PENDING, SENT, PAID or UNKNOWN anywhere else.
-	rows, err = tx.QueryContext(ctx, `SELECT n.seq, b.batch_id, o.seq, o.state FROM records n
-		JOIN records o ON o.dedupe_key = n.dedupe_key AND o.state IN ('PENDING','SENT','PAID','UNKNOWN')
-		JOIN batches b ON b.id = o.batch
-		WHERE n.batch = ? AND o.batch <> ? ORDER BY n.seq`, st.id, st.id)
+	claimed, err := claim.RowsAffected()
 	if err != nil {
 		return res, err
 	}
-	for rows.Next() {
-		var c spool.Conflict
-		var state string
-		if err := rows.Scan(&c.Seq, &c.OtherBatch, &c.OtherSeq, &state); err != nil {
-			rows.Close()
+	var staged int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE batch = ?`, st.id).Scan(&staged); err != nil {
+		return res, err
+	}
+	if claimed != staged {
+		if err := st.duplicates(ctx, tx, &res); err != nil {
 			return res, err
 		}
-		c.Kind = "cross_batch"
-		c.OtherState = spool.RecordState(state)
-		res.Conflicts = append(res.Conflicts, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return res, err
+		if len(res.Conflicts) == 0 { // a claim failed yet no duplicate shows: never accept that
+			return res, fmt.Errorf("money rule 4: %d of %d records claimed, no duplicate found: %w", claimed, staged, spool.ErrConflict)
+		}
 	}
 	sort.SliceStable(res.Conflicts, func(i, j int) bool { return res.Conflicts[i].Seq < res.Conflicts[j].Seq })
 	if len(res.Conflicts) > 0 {
@@ -514,4 +499,56 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, reissuePK int64) (spool
 	}
 	rows.Close()
 	return res, rows.Err()
+}
+
+// duplicates explains a failed claim: the same person twice within the batch
+// (every occurrence after the first is refused), and people already PENDING,
+// SENT, PAID or UNKNOWN in another batch.
+func (st *stage) duplicates(ctx context.Context, tx *sql.Tx, res *spool.FinalizeResult) error {
+	rows, err := tx.QueryContext(ctx, `SELECT group_concat(seq) FROM records WHERE batch = ? GROUP BY dedupe_key HAVING count(*) > 1`, st.id)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var list string
+		if err := rows.Scan(&list); err != nil {
+			rows.Close()
+			return err
+		}
+		var seqs []int
+		for _, p := range strings.Split(list, ",") {
+			if v, err := strconv.Atoi(p); err == nil {
+				seqs = append(seqs, v)
+			}
+		}
+		sort.Ints(seqs)
+		for _, seq := range seqs[1:] {
+			res.Conflicts = append(res.Conflicts, spool.Conflict{Seq: seq, Kind: "in_batch", OtherSeq: seqs[0], OtherState: spool.RecordStaged})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT n.seq, b.batch_id, o.seq, o.state FROM records n
+		JOIN dedupe_active d ON d.dedupe_key = n.dedupe_key AND d.batch <> n.batch
+		JOIN records o ON o.batch = d.batch AND o.seq = d.seq
+		JOIN batches b ON b.id = d.batch
+		WHERE n.batch = ? ORDER BY n.seq`, st.id)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var c spool.Conflict
+		var state string
+		if err := rows.Scan(&c.Seq, &c.OtherBatch, &c.OtherSeq, &state); err != nil {
+			rows.Close()
+			return err
+		}
+		c.Kind = "cross_batch"
+		c.OtherState = spool.RecordState(state)
+		res.Conflicts = append(res.Conflicts, c)
+	}
+	rows.Close()
+	return rows.Err()
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -107,5 +108,67 @@ func TestDedupeBackstop(t *testing.T) {
 		VALUES ((SELECT id FROM batches WHERE batch_id='X'), 1, x'00', x'00', x'00', x'00', x'00', ?, 1, 'PENDING')`, r.DedupeKey)
 	if !isUnique(err) {
 		t.Fatalf("second active record for one person accepted: %v", err)
+	}
+}
+
+// dedupe_active (migration 0008) is exactly the set of active records of
+// visible batches, whatever happened: refusals, cancellations, results.
+func TestDedupeActiveExact(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		var missing, extra int
+		if err := s.w.QueryRow(`SELECT count(*) FROM records r JOIN batches b ON b.id = r.batch
+			WHERE b.state <> 'STAGING' AND r.state IN ('PENDING','SENT','PAID','UNKNOWN')
+			AND NOT EXISTS (SELECT 1 FROM dedupe_active d WHERE d.dedupe_key = r.dedupe_key AND d.batch = r.batch AND d.seq = r.seq)`).Scan(&missing); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.w.QueryRow(`SELECT count(*) FROM dedupe_active d WHERE NOT EXISTS (SELECT 1 FROM records r JOIN batches b ON b.id = r.batch
+			WHERE r.batch = d.batch AND r.seq = d.seq AND r.dedupe_key = d.dedupe_key AND b.state <> 'STAGING' AND r.state IN ('PENDING','SENT','PAID','UNKNOWN'))`).Scan(&extra); err != nil {
+			t.Fatal(err)
+		}
+		if missing != 0 || extra != 0 {
+			t.Fatalf("%s: %d active records without a claim, %d stale claims", when, missing, extra)
+		}
+	}
+	var recs []spool.Record
+	for i := 1; i <= 6; i++ {
+		recs = append(recs, spooltest.Rec(i, fmt.Sprint("p", i), fmt.Sprint("a", i), "GDZL", "2026-11", 100))
+	}
+	spooltest.Submit(t, s, spooltest.Header("B1", "210102", "GDZL", "2026-11"), recs)
+	check("after intake")
+	res := spooltest.Submit(t, s, spooltest.Header("B2", "210102", "GDZL", "2026-11"), []spool.Record{
+		spooltest.Rec(1, "p7", "a7", "GDZL", "2026-11", 100), spooltest.Rec(2, "p3", "a3", "GDZL", "2026-11", 100)})
+	if len(res.Conflicts) != 1 {
+		t.Fatalf("conflicts %+v", res.Conflicts)
+	}
+	check("after a refused batch")
+	st, err := s.BeginBatch(ctx, spooltest.Header("B3", "210102", "GDZL", "2026-11"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Add(ctx, []spool.Record{spooltest.Rec(1, "p8", "a8", "GDZL", "2026-11", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	check("with a stage open")
+	if err := st.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spooltest.Submit(t, s, spooltest.Header("B4", "210102", "GDZL", "2026-12"), []spool.Record{spooltest.Rec(1, "p1", "a1", "GDZL", "2026-12", 100)})
+	if err := s.TransitionBatch(ctx, "B4", spool.BatchReceived, spool.BatchCancelled, spool.Event{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a cancel")
+	if _, err := s.w.Exec(`UPDATE records SET state = 'SENT' WHERE batch = (SELECT id FROM batches WHERE batch_id = 'B1')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(`UPDATE records SET state = CASE seq WHEN 2 THEN 'FAILED' WHEN 3 THEN 'UNKNOWN' ELSE 'PAID' END WHERE batch = (SELECT id FROM batches WHERE batch_id = 'B1')`); err != nil {
+		t.Fatal(err)
+	}
+	check("after results")
+	if _, err := s.w.Exec(`UPDATE records SET dedupe_key = x'00' WHERE seq = 1`); err == nil {
+		t.Fatal("a dedupe key changed after intake")
 	}
 }
