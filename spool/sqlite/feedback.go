@@ -291,4 +291,3 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, batchPK int64, batchID s
 	return true, s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "batch.settled", Subject: batchID,
 		Detail: []byte(fmt.Sprintf(`{"paid":%d,"paid_fen":%d,"failed":%d,"failed_fen":%d}`, paidN, paidFen, failedN, failedFen))})
 }
-
