@@ -261,26 +261,59 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		// Records go in as PENDING: the batch's STAGING state hides them, and
 		// they claim nothing in dedupe_active until Finalize (migration 0008).
 		// Reissues stay STAGED until then, out of records_reissue_once.
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, reissue_of_seq, state)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		one, err := tx.PrepareContext(ctx, insertRecords(1))
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		for i := range recs {
-			r := &recs[i]
-			state := string(spool.RecordPending)
-			if r.ReissueOfSeq > 0 {
-				state = string(spool.RecordStaged)
+		defer one.Close()
+		// Rows go in groups of insertGroup per statement: one SQLite step and
+		// one trip through database/sql for many rows.
+		var group *sql.Stmt
+		if len(recs) >= insertGroup {
+			if group, err = tx.PrepareContext(ctx, insertRecords(insertGroup)); err != nil {
+				return err
 			}
-			// No ctx per row: go-sqlite3 starts a goroutine per call for a
-			// cancellable context; the transaction already carries ctx.
-			if _, err := stmt.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq, state); err != nil {
-				if isUnique(err) {
-					return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
+			defer group.Close()
+		}
+		args := make([]any, 0, insertGroup*recordInsertCols)
+		for i := 0; i < len(recs); {
+			n := 1
+			stmt := one
+			if len(recs)-i >= insertGroup {
+				n, stmt = insertGroup, group
+			}
+			args = args[:0]
+			for _, r := range recs[i : i+n] {
+				state := string(spool.RecordPending)
+				if r.ReissueOfSeq > 0 {
+					state = string(spool.RecordStaged)
 				}
-				return fmt.Errorf("seq %d: %w", r.Seq, err)
+				args = append(args, st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq, state)
 			}
+			// No ctx: go-sqlite3 starts a goroutine per call for a
+			// cancellable context; the transaction already carries ctx.
+			if _, err := stmt.Exec(args...); err != nil {
+				if n == 1 {
+					if isUnique(err) {
+						return fmt.Errorf("seq %d twice: %w", recs[i].Seq, spool.ErrConflict)
+					}
+					return fmt.Errorf("seq %d: %w", recs[i].Seq, err)
+				}
+				// The failed statement left nothing behind; redo the group a
+				// row at a time to name the record at fault.
+				for j := range recs[i : i+n] {
+					r := &recs[i+j]
+					state := args[j*recordInsertCols+recordInsertCols-1]
+					if _, err := one.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq, state); err != nil {
+						if isUnique(err) {
+							return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
+						}
+						return fmt.Errorf("seq %d: %w", r.Seq, err)
+					}
+				}
+				return fmt.Errorf("seq %d..%d: %w", recs[i].Seq, recs[i+n-1].Seq, err)
+			}
+			i += n
 		}
 		return nil
 	})
@@ -288,6 +321,23 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		return fmt.Errorf("sqlite: stage add: %w", err)
 	}
 	return nil
+}
+
+const (
+	insertGroup      = 32 // rows per INSERT statement (13 columns: 416 parameters, well under SQLite's 32766)
+	recordInsertCols = 13
+)
+
+func insertRecords(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, reissue_of_seq, state) VALUES `)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	}
+	return b.String()
 }
 
 func (st *stage) Abort(ctx context.Context) error {

@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,7 +19,8 @@ func BenchmarkStageAndFinalize(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("YKT_BENCH_N")); err == nil && v > 0 {
 		n = v // e.g. a small N under valgrind, whose instruction counts do not depend on the machine's load
 	}
-	blob := func(size int) []byte { p := make([]byte, size); rand.Read(p); return p }
+	rng := mrand.NewChaCha8([32]byte{1})
+	blob := func(size int) []byte { p := make([]byte, size); rng.Read(p); return p }
 	recs := make([]spool.Record, chunk)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

@@ -37,6 +37,41 @@ type Store struct {
 	r    *sql.DB // readers
 	path string
 	now  func() time.Time
+
+	c          *sql.DB       // the checkpointer's connection
+	stop, done chan struct{} // checkpointer shutdown
+}
+
+// checkpointEvery and checkpointAt: the checkpointer looks at the log this
+// often and copies it into the database once it holds this much.
+const (
+	checkpointEvery = 250 * time.Millisecond
+	checkpointAt    = 32 << 20
+)
+
+// checkpointer runs PASSIVE checkpoints (they never block the writer or a
+// reader) whenever the write-ahead log has grown past checkpointAt. The copy
+// is of committed pages only; a crash in the middle is what WAL is made for.
+func (s *Store) checkpointer() {
+	defer close(s.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		fi, err := os.Stat(s.path + "-wal")
+		if err != nil || fi.Size() < checkpointAt {
+			continue
+		}
+		// Once everything is copied, the next write transaction starts the log
+		// from its beginning again (and journal_size_limit trims the file).
+		// An error leaves the writer's own autocheckpoint as the safety net.
+		var busy, logPages, done int
+		_ = s.c.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done)
+	}
 }
 
 var _ spool.Store = (*Store)(nil)
@@ -60,9 +95,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	// Checkpoint less often (64 MiB of log instead of 4 MiB): a 1,000,000
-	// record batch otherwise pays a checkpoint and its fsync every few chunks.
-	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 16384`); err != nil {
+	// The writer checkpoints only as a safety net (1 GiB of log): the
+	// checkpointer goroutine below copies the log into the database from a
+	// connection of its own, so a big intake neither stops for the copy nor
+	// for its fsync.
+	if _, err := w.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: pragma: %w", err)
+	}
+	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 262144`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: pragma: %w", err)
 	}
@@ -90,6 +131,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s.r = r
+	cq := url.Values{}
+	cq.Set("_busy_timeout", "15000")
+	cq.Set("_synchronous", "FULL")
+	c, err := sql.Open("sqlite3", "file:"+path+"?"+cq.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open checkpointer %s: %w", path, err)
+	}
+	c.SetMaxOpenConns(1)
+	s.c = c
+	s.stop = make(chan struct{})
+	s.done = make(chan struct{})
+	go s.checkpointer()
 	if err := s.recover(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -212,6 +266,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func (s *Store) Close() error {
 	var errs []error
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
+		errs = append(errs, s.c.Close())
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"yktgw/spool"
 	"yktgw/spool/spooltest"
@@ -170,5 +172,69 @@ func TestDedupeActiveExact(t *testing.T) {
 	check("after results")
 	if _, err := s.w.Exec(`UPDATE records SET dedupe_key = x'00' WHERE seq = 1`); err == nil {
 		t.Fatal("a dedupe key changed after intake")
+	}
+}
+
+// The checkpointer copies a big log into the database without the writer
+// stopping for it: after a large stage, the database file itself grows.
+func TestCheckpointerCopiesLog(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	st, err := s.BeginBatch(ctx, spooltest.Header("B1", "210102", "GDZL", "2026-11"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4000)
+	for chunk := 0; chunk < 4; chunk++ {
+		recs := make([]spool.Record, 0, 3000)
+		for i := 1; i <= 3000; i++ {
+			r := spooltest.Rec(chunk*3000+i, fmt.Sprint("p", chunk*3000+i), "a", "GDZL", "2026-11", 100)
+			r.Remark = string(big) // ~12 MiB of log per chunk
+			recs = append(recs, r)
+		}
+		if err := st.Add(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(s.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > checkpointAt {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes: nothing checkpointed the log", fi.Size())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Rows go in groups of insertGroup; a bad row inside a group is still named,
+// and nothing of the chunk stays.
+func TestStageAddNamesRowInGroup(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	st, err := s.BeginBatch(ctx, spooltest.Header("B1", "210102", "GDZL", "2026-11"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []spool.Record
+	for i := 1; i <= 3*insertGroup+5; i++ {
+		recs = append(recs, spooltest.Rec(i, fmt.Sprint("p", i), "a", "GDZL", "2026-11", 100))
+	}
+	bad := insertGroup + 7
+	recs[bad-1].Seq = 3 // seq 3 twice, inside the second group
+	err = st.Add(ctx, recs)
+	if !errors.Is(err, spool.ErrConflict) || !strings.Contains(err.Error(), "seq 3 twice") {
+		t.Fatalf("err = %v", err)
+	}
+	var n int
+	if err := s.w.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d records stayed (%v)", n, err)
 	}
 }
