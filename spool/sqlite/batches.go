@@ -127,10 +127,12 @@ func (s *Store) TransitionBatch(ctx context.Context, batchID string, from, to sp
 	})
 }
 
-const recordCols = `seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, state, reason, bank_code, bank_message, bank_serial, result_at, reissue_of_seq`
+// recordCols are the columns of a spool.Record over records r joined with
+// record_fields f (recordFrom).
+const recordCols = `r.seq, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, f.remark, r.state, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq`
 
-// recordColsR is recordCols qualified with the alias r.
-var recordColsR = "r." + strings.ReplaceAll(recordCols, ", ", ", r.")
+// recordFrom joins a record's changing part with its fields written once at intake (migration 0009).
+const recordFrom = `records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq`
 
 func scanRecord(sc interface{ Scan(...any) error }, r *spool.Record) error {
 	return scanRecordWith(sc, r)
@@ -170,7 +172,7 @@ func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilte
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	q := `SELECT ` + recordColsR + `, coalesce(rb.batch_id, ''), coalesce(rr.seq, 0) FROM records r
+	q := `SELECT ` + recordCols + `, coalesce(rb.batch_id, ''), coalesce(rr.seq, 0) FROM ` + recordFrom + `
 		LEFT JOIN records rr ON rr.reissue_of_batch = r.batch AND rr.reissue_of_seq = r.seq AND rr.reissue_of_seq > 0 AND rr.state NOT IN ('STAGED', 'CANCELLED')
 		LEFT JOIN batches rb ON rb.id = rr.batch
 		WHERE r.batch = ? AND r.seq > ?`
@@ -261,38 +263,20 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		// Records go in as PENDING: the batch's STAGING state hides them, and
 		// they claim nothing in dedupe_active until Finalize (migration 0008).
 		// Reissues stay STAGED until then, out of records_reissue_once.
-		one, err := tx.PrepareContext(ctx, insertRecords(1))
+		// Rows go in groups of insertGroup per statement: one SQLite step and
+		// one trip through database/sql for many rows. A record is two rows:
+		// its changing part (records) and its fields (record_fields).
+		ins, err := prepareInserts(ctx, tx, len(recs))
 		if err != nil {
 			return err
 		}
-		defer one.Close()
-		// Rows go in groups of insertGroup per statement: one SQLite step and
-		// one trip through database/sql for many rows.
-		var group *sql.Stmt
-		if len(recs) >= insertGroup {
-			if group, err = tx.PrepareContext(ctx, insertRecords(insertGroup)); err != nil {
-				return err
-			}
-			defer group.Close()
-		}
-		args := make([]any, 0, insertGroup*recordInsertCols)
+		defer ins.close()
 		for i := 0; i < len(recs); {
-			n := 1
-			stmt := one
-			if len(recs)-i >= insertGroup {
-				n, stmt = insertGroup, group
+			n := min(insertGroup, len(recs)-i)
+			if n < insertGroup {
+				n = 1
 			}
-			args = args[:0]
-			for _, r := range recs[i : i+n] {
-				state := string(spool.RecordPending)
-				if r.ReissueOfSeq > 0 {
-					state = string(spool.RecordStaged)
-				}
-				args = append(args, st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq, state)
-			}
-			// No ctx: go-sqlite3 starts a goroutine per call for a
-			// cancellable context; the transaction already carries ctx.
-			if _, err := stmt.Exec(args...); err != nil {
+			if err := ins.exec(st.id, recs[i:i+n]); err != nil {
 				if n == 1 {
 					if isUnique(err) {
 						return fmt.Errorf("seq %d twice: %w", recs[i].Seq, spool.ErrConflict)
@@ -301,14 +285,12 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 				}
 				// The failed statement left nothing behind; redo the group a
 				// row at a time to name the record at fault.
-				for j := range recs[i : i+n] {
-					r := &recs[i+j]
-					state := args[j*recordInsertCols+recordInsertCols-1]
-					if _, err := one.Exec(st.id, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.Remark, r.ReissueOfSeq, state); err != nil {
+				for j := i; j < i+n; j++ {
+					if err := ins.exec(st.id, recs[j:j+1]); err != nil {
 						if isUnique(err) {
-							return fmt.Errorf("seq %d twice: %w", r.Seq, spool.ErrConflict)
+							return fmt.Errorf("seq %d twice: %w", recs[j].Seq, spool.ErrConflict)
 						}
-						return fmt.Errorf("seq %d: %w", r.Seq, err)
+						return fmt.Errorf("seq %d: %w", recs[j].Seq, err)
 					}
 				}
 				return fmt.Errorf("seq %d..%d: %w", recs[i].Seq, recs[i+n-1].Seq, err)
@@ -323,19 +305,88 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	return nil
 }
 
+const insertGroup = 32 // records per INSERT statement (13 parameters each, well under SQLite's 32766)
+
+// inserts are a stage's prepared INSERTs: one record and insertGroup records,
+// into records and into record_fields.
+type inserts struct {
+	rec1, recN, fld1, fldN *sql.Stmt
+	args                   []any
+}
+
+func prepareInserts(ctx context.Context, tx *sql.Tx, n int) (*inserts, error) {
+	ins := &inserts{args: make([]any, 0, insertGroup*8)}
+	var err error
+	prep := func(dst **sql.Stmt, q string) {
+		if err == nil {
+			*dst, err = tx.PrepareContext(ctx, q)
+		}
+	}
+	prep(&ins.rec1, insertRows(insertRecordsSQL, insertRecordsRow, 1))
+	prep(&ins.fld1, insertRows(insertFieldsSQL, insertFieldsRow, 1))
+	if n >= insertGroup {
+		prep(&ins.recN, insertRows(insertRecordsSQL, insertRecordsRow, insertGroup))
+		prep(&ins.fldN, insertRows(insertFieldsSQL, insertFieldsRow, insertGroup))
+	}
+	if err != nil {
+		ins.close()
+		return nil, err
+	}
+	return ins, nil
+}
+
+func (ins *inserts) close() {
+	for _, s := range []*sql.Stmt{ins.rec1, ins.recN, ins.fld1, ins.fldN} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// exec inserts recs (1 or insertGroup of them). No ctx: go-sqlite3 starts a
+// goroutine per call for a cancellable context; the transaction carries ctx.
+func (ins *inserts) exec(batch int64, recs []spool.Record) error {
+	rec, fld := ins.rec1, ins.fld1
+	if len(recs) > 1 {
+		rec, fld = ins.recN, ins.fldN
+	}
+	a := ins.args[:0]
+	for i := range recs {
+		r := &recs[i]
+		state := string(spool.RecordPending)
+		if r.ReissueOfSeq > 0 {
+			state = string(spool.RecordStaged)
+		}
+		a = append(a, batch, r.Seq, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.ReissueOfSeq, state)
+	}
+	if _, err := rec.Exec(a...); err != nil {
+		return err
+	}
+	a = a[:0]
+	for i := range recs {
+		r := &recs[i]
+		a = append(a, batch, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.Remark)
+	}
+	_, err := fld.Exec(a...)
+	ins.args = a[:0]
+	return err
+}
+
 const (
-	insertGroup      = 32 // rows per INSERT statement (13 columns: 416 parameters, well under SQLite's 32766)
-	recordInsertCols = 13
+	insertRecordsSQL = `INSERT INTO records(batch, seq, id_index, account_index, dedupe_key, account_kind, amount_fen, reissue_of_seq, state) VALUES `
+	insertRecordsRow = `(?,?,?,?,?,?,?,?,?)`
+	insertFieldsSQL  = `INSERT INTO record_fields(batch, seq, name_enc, id_enc, account_enc, remark) VALUES `
+	insertFieldsRow  = `(?,?,?,?,?,?)`
 )
 
-func insertRecords(n int) string {
+func insertRows(head, row string, n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, account_kind, amount_fen, remark, reissue_of_seq, state) VALUES `)
+	b.WriteString(head)
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		b.WriteString(row)
 	}
 	return b.String()
 }

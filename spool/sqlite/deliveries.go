@@ -265,7 +265,7 @@ func (s *Store) RecordRange(ctx context.Context, batchID string, first, last int
 	if err != nil {
 		return err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM records WHERE batch = ? AND seq BETWEEN ? AND ? ORDER BY seq`, pk, first, last)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` WHERE r.batch = ? AND r.seq BETWEEN ? AND ? ORDER BY r.seq`, pk, first, last)
 	if err != nil {
 		return fmt.Errorf("sqlite: record range: %w", err)
 	}

@@ -14,7 +14,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT r.batch, b.batch_id, r.seq, r.name_enc, r.id_enc, r.account_enc FROM records r
+	rows, err := s.r.QueryContext(ctx, `SELECT r.batch, b.batch_id, r.seq, r.name_enc, r.id_enc, r.account_enc FROM record_fields r
 		JOIN batches b ON b.id = r.batch
 		WHERE b.state <> 'STAGING' AND (r.batch > ? OR (r.batch = ? AND r.seq > ?))
 		ORDER BY r.batch, r.seq LIMIT ?`, after.Batch, after.Batch, after.Seq, limit)
@@ -55,7 +55,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 	}
 	if changed > 0 {
 		err = s.tx(ctx, func(tx *sql.Tx) error {
-			stmt, err := tx.PrepareContext(ctx, `UPDATE records SET name_enc = ?, id_enc = ?, account_enc = ? WHERE batch = ? AND seq = ?`)
+			stmt, err := tx.PrepareContext(ctx, `UPDATE record_fields SET name_enc = ?, id_enc = ?, account_enc = ? WHERE batch = ? AND seq = ?`)
 			if err != nil {
 				return err
 			}

@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,8 +108,8 @@ func TestDedupeBackstop(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := spooltest.Rec(1, "p1", "a1", "GDZL", "2026-11", 100)
-	_, err = s.w.Exec(`INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, amount_fen, state)
-		VALUES ((SELECT id FROM batches WHERE batch_id='X'), 1, x'00', x'00', x'00', x'00', x'00', ?, 1, 'PENDING')`, r.DedupeKey)
+	_, err = s.w.Exec(`INSERT INTO records(batch, seq, id_index, account_index, dedupe_key, amount_fen, state)
+		VALUES ((SELECT id FROM batches WHERE batch_id='X'), 1, x'00', x'00', ?, 1, 'PENDING')`, r.DedupeKey)
 	if !isUnique(err) {
 		t.Fatalf("second active record for one person accepted: %v", err)
 	}
@@ -236,5 +238,53 @@ func TestStageAddNamesRowInGroup(t *testing.T) {
 	var n int
 	if err := s.w.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d records stayed (%v)", n, err)
+	}
+}
+
+// A spool written before migration 0009 keeps every record's fields: they
+// move to record_fields and read back the same.
+func TestMigration0009MovesFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spool.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 8; v++ {
+		names, _ := fs.Glob(migrations, fmt.Sprintf("migrations/%04d_*.sql", v))
+		for _, name := range names {
+			body, _ := migrations.ReadFile(name)
+			if _, err := db.Exec(string(body)); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, v)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO batches(id, batch_id, tenant, bank, subsidy_code, period, state, created_at, updated_at) VALUES (1,'B1','210102','DEMO','GDZL','2026-11','RECEIVED',0,0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO records(batch, seq, name_enc, id_enc, account_enc, id_index, account_index, dedupe_key, amount_fen, remark, state)
+		VALUES (1, 1, x'01', x'02', x'03', x'04', x'05', x'06', 100, '备注', 'PENDING'), (1, 2, x'11', x'12', x'13', x'14', x'15', x'16', 200, '', 'PENDING')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs, err := s.Records(context.Background(), "B1", spool.RecordFilter{})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("records %+v %v", recs, err)
+	}
+	r := recs[0]
+	if string(r.NameEnc) != "\x01" || string(r.IDEnc) != "\x02" || string(r.AccountEnc) != "\x03" || r.Remark != "备注" || r.AmountFen != 100 || string(recs[1].NameEnc) != "\x11" {
+		t.Fatalf("record after migration: %+v", r)
+	}
+	var cols int
+	if err := s.w.QueryRow(`SELECT count(*) FROM pragma_table_info('records') WHERE name IN ('name_enc', 'id_enc', 'account_enc', 'remark')`).Scan(&cols); err != nil || cols != 0 {
+		t.Fatalf("records still has %d field columns (%v)", cols, err)
 	}
 }
