@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"yktgw/spool"
 )
@@ -29,6 +30,19 @@ func BenchmarkStageAndFinalize(b *testing.B) {
 			b.Fatal(err)
 		}
 		ctx := context.Background()
+		stopPoll := make(chan struct{})
+		if os.Getenv("YKT_BENCH_POLL") != "" { // readers polling as the API and the dispatcher do
+			go func() {
+				for {
+					select {
+					case <-stopPoll:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					s.Batches(ctx, spool.BatchFilter{Limit: 10})
+				}
+			}()
+		}
 		b.StartTimer()
 		st, err := s.BeginBatch(ctx, &spool.Batch{BatchID: fmt.Sprint("B", i), Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11"})
 		if err != nil {
@@ -49,6 +63,7 @@ func BenchmarkStageAndFinalize(b *testing.B) {
 			b.Fatal(err, res.Conflicts)
 		}
 		b.StopTimer()
+		close(stopPoll)
 		s.Close()
 		b.StartTimer()
 	}

@@ -46,7 +46,7 @@ type Store struct {
 // often and copies it into the database once it holds this much.
 const (
 	checkpointEvery = 250 * time.Millisecond
-	checkpointAt    = 32 << 20
+	checkpointAt    = 16 << 20
 )
 
 // checkpointer runs PASSIVE checkpoints (they never block the writer or a
@@ -95,15 +95,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	// The writer checkpoints only as a safety net (1 GiB of log): the
-	// checkpointer goroutine below copies the log into the database from a
-	// connection of its own, so a big intake neither stops for the copy nor
-	// for its fsync.
+	// The checkpointer goroutine below copies the log into the database from
+	// a connection of its own, so a big intake seldom stops for the copy. The
+	// writer still checkpoints past 64 MiB of log, as it did before the
+	// checkpointer: only a checkpoint that reaches the end of the log lets the
+	// next write start it over, and a log that only grows makes page lookups
+	// slower (the wal-index is searched one 4096-frame segment at a time).
 	if _, err := w.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: pragma: %w", err)
 	}
-	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 262144`); err != nil {
+	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 16384`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: pragma: %w", err)
 	}
