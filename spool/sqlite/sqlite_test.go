@@ -172,6 +172,20 @@ func TestDedupeActiveExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after results")
+	// Outside the state machine: a FAILED record made PENDING again claims its
+	// key again (and could not while someone else held it).
+	spooltest.Submit(t, s, spooltest.Header("B5", "210102", "GDZL", "2026-11"), []spool.Record{spooltest.Rec(1, "p2", "a2", "GDZL", "2026-11", 100)})
+	_, err = s.w.Exec(`UPDATE records SET state = 'PENDING' WHERE seq = 2 AND batch = (SELECT id FROM batches WHERE batch_id = 'B1')`)
+	if !isUnique(err) {
+		t.Fatalf("a FAILED record re-activated while B5 holds its person: %v", err)
+	}
+	if err := s.TransitionBatch(ctx, "B5", spool.BatchReceived, spool.BatchCancelled, spool.Event{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(`UPDATE records SET state = 'PENDING' WHERE seq = 2 AND batch = (SELECT id FROM batches WHERE batch_id = 'B1')`); err != nil {
+		t.Fatal(err)
+	}
+	check("after a raw re-activation")
 	if _, err := s.w.Exec(`UPDATE records SET dedupe_key = x'00' WHERE seq = 1`); err == nil {
 		t.Fatal("a dedupe key changed after intake")
 	}

@@ -22,32 +22,37 @@ INSERT INTO dedupe_active(dedupe_key, batch, seq)
 
 DROP INDEX records_dedupe_active;
 
--- A record of a visible batch becoming active claims its key; a second claim
--- fails the statement with a UNIQUE constraint error. Records of a STAGING
--- batch claim nothing until Finalize claims them all at once.
+-- The WHEN clauses compare with = and OR, never IN lists: with SQLite 3.54 a
+-- NOT IN list in a trigger's WHEN made a 50,000-row UPDATE of a 1,000,000-row
+-- table take 7 s, an IN list 200 ms, equality 113 ms (no trigger: 70 ms).
+-- One trigger for every state change, not two: each one fired costs time
+-- on every row of every update.
+
+-- A record inserted active into a visible batch claims its key; a second
+-- claim fails the statement with a UNIQUE constraint error. Records of a
+-- STAGING batch claim nothing until Finalize claims them all at once.
 CREATE TRIGGER records_dedupe_insert AFTER INSERT ON records
-    WHEN new.state IN ('PENDING', 'SENT', 'PAID', 'UNKNOWN')
+    WHEN (new.state = 'PENDING' OR new.state = 'SENT' OR new.state = 'PAID' OR new.state = 'UNKNOWN')
      AND (SELECT state FROM batches WHERE id = new.batch) <> 'STAGING'
 BEGIN
     INSERT INTO dedupe_active(dedupe_key, batch, seq) VALUES (new.dedupe_key, new.batch, new.seq);
 END;
 
-CREATE TRIGGER records_dedupe_enter AFTER UPDATE OF state ON records
-    WHEN old.state IN ('STAGED', 'FAILED', 'CANCELLED')
-     AND new.state IN ('PENDING', 'SENT', 'PAID', 'UNKNOWN')
-     AND (SELECT state FROM batches WHERE id = new.batch) <> 'STAGING'
+-- FAILED and CANCELLED free the key (a reissue or a later batch may pay);
+-- a record of a visible batch becoming active again claims it (the state
+-- machine never does that; this is the backstop if anything tried).
+CREATE TRIGGER records_dedupe_state AFTER UPDATE OF state ON records
+    WHEN new.state = 'FAILED' OR new.state = 'CANCELLED'
+      OR old.state = 'STAGED' OR old.state = 'FAILED' OR old.state = 'CANCELLED'
 BEGIN
-    INSERT INTO dedupe_active(dedupe_key, batch, seq) VALUES (new.dedupe_key, new.batch, new.seq);
-END;
-
--- FAILED and CANCELLED free the key (a reissue or a later batch may pay).
--- The WHEN clauses name states positively: with SQLite 3.54 a NOT IN list in
--- a trigger's WHEN made a 50,000-row UPDATE of a 1,000,000-row table take 7 s
--- instead of 0.2 s.
-CREATE TRIGGER records_dedupe_leave AFTER UPDATE OF state ON records
-    WHEN new.state IN ('FAILED', 'CANCELLED') AND old.state IN ('PENDING', 'SENT', 'PAID', 'UNKNOWN')
-BEGIN
-    DELETE FROM dedupe_active WHERE dedupe_key = old.dedupe_key AND batch = old.batch AND seq = old.seq;
+    DELETE FROM dedupe_active
+     WHERE (new.state = 'FAILED' OR new.state = 'CANCELLED')
+       AND dedupe_key = old.dedupe_key AND batch = old.batch AND seq = old.seq;
+    INSERT INTO dedupe_active(dedupe_key, batch, seq)
+    SELECT new.dedupe_key, new.batch, new.seq
+     WHERE (old.state = 'STAGED' OR old.state = 'FAILED' OR old.state = 'CANCELLED')
+       AND (new.state = 'PENDING' OR new.state = 'SENT' OR new.state = 'PAID' OR new.state = 'UNKNOWN')
+       AND (SELECT state FROM batches WHERE id = new.batch) <> 'STAGING';
 END;
 
 -- The dedupe key itself never changes after intake; refuse it loudly if anything tries.
@@ -59,7 +64,7 @@ END;
 
 -- Deleted records (a refused or aborted stage, cascaded from batches) release what they held.
 CREATE TRIGGER records_dedupe_delete AFTER DELETE ON records
-    WHEN old.state IN ('PENDING', 'SENT', 'PAID', 'UNKNOWN')
+    WHEN old.state = 'PENDING' OR old.state = 'SENT' OR old.state = 'PAID' OR old.state = 'UNKNOWN'
 BEGIN
     DELETE FROM dedupe_active WHERE dedupe_key = old.dedupe_key AND batch = old.batch AND seq = old.seq;
 END;
