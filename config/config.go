@@ -132,6 +132,9 @@ type Dispatcher struct {
 	BackoffInitial     time.Duration `mapstructure:"backoff_initial"`
 	BackoffMax         time.Duration `mapstructure:"backoff_max"`
 	ConcurrencyPerBank int           `mapstructure:"concurrency_per_bank"`
+	// SealWorkers render, sign and seal that many delivery files at once
+	// (each holds one plain file in memory: max_records_per_file records).
+	SealWorkers int `mapstructure:"seal_workers"`
 }
 
 // Feedback tunes polling of bank return files.
@@ -228,6 +231,7 @@ func Default() *Config {
 		Dispatcher: Dispatcher{
 			PollInterval: time.Second, MaxAttempts: 8,
 			BackoffInitial: 2 * time.Second, BackoffMax: 5 * time.Minute, ConcurrencyPerBank: 2,
+			SealWorkers: 2,
 		},
 		Feedback:      Feedback{PollInterval: 2 * time.Second, MinFileAge: 2 * time.Second},
 		Calendar:      []string{"calendar/cn-2026.yaml"},
@@ -507,6 +511,7 @@ func (c *Config) Validate() error {
 		p.add(fmt.Sprintf("dispatcher.backoff_initial: %s exceeds dispatcher.backoff_max %s", c.Dispatcher.BackoffInitial, c.Dispatcher.BackoffMax))
 	}
 	p.positive("dispatcher.concurrency_per_bank", int64(c.Dispatcher.ConcurrencyPerBank))
+	p.positive("dispatcher.seal_workers", int64(c.Dispatcher.SealWorkers))
 
 	p.positiveDur("feedback.poll_interval", c.Feedback.PollInterval)
 	if c.Feedback.MinFileAge < 0 {

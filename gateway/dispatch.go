@@ -107,19 +107,35 @@ func (d *dispatcher) seal(ctx context.Context) {
 		g.log.Error("dispatch: list planned", "err", err)
 		return
 	}
+	// seal_workers files at once: rendering, decrypting the fields and
+	// sealing are CPU work that reads through the spool's reader connections;
+	// only the short SEALED transition goes through the one writer.
+	work := make(chan spool.Delivery)
+	var wg sync.WaitGroup
+	for range max(1, min(g.cfg.Dispatcher.SealWorkers, len(ds))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for dl := range work {
+				if err := d.sealOne(ctx, dl); err != nil {
+					g.log.Error("dispatch: seal", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "err", err)
+					if errors.Is(err, errPermanent) {
+						d.dead(ctx, dl, spool.DeliveryPlanned, err.Error())
+					}
+					continue
+				}
+				d.send(ctx) // start sending it while the next one is sealed
+			}
+		}()
+	}
 	for _, dl := range ds {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		if err := d.sealOne(ctx, dl); err != nil {
-			g.log.Error("dispatch: seal", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "err", err)
-			if errors.Is(err, errPermanent) {
-				d.dead(ctx, dl, spool.DeliveryPlanned, err.Error())
-			}
-			continue
-		}
-		d.send(ctx) // start sending it while the next one is sealed
+		work <- dl
 	}
+	close(work)
+	wg.Wait()
 }
 
 var errPermanent = errors.New("permanent")
