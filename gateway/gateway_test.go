@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -591,4 +593,44 @@ func rawStaged(s *sqlite.Store, n *int) error {
 	}
 	defer db.Close()
 	return db.QueryRow(`SELECT count(*) FROM batches WHERE state = 'STAGING'`).Scan(n)
+}
+
+// failingCipher fails every encryption after the first n.
+type failingCipher struct {
+	FieldCipher
+	n atomic.Int64
+}
+
+func (f *failingCipher) EncryptTo(dst, p, aad []byte) ([]byte, error) {
+	if f.n.Add(-1) < 0 {
+		return nil, errors.New("keyring gone")
+	}
+	return f.FieldCipher.EncryptTo(dst, p, aad)
+}
+
+// Sealing runs beside decoding (a chunk at a time): a seal that fails in a
+// later chunk still refuses the whole batch and leaves nothing behind.
+func TestSealFailureLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.t = t
+	e.g.cfg.Intake.ChunkRecords = 10
+	fc := &failingCipher{FieldCipher: e.g.fields}
+	fc.n.Store(3 * 25) // chunks 1 and 2 seal, chunk 3 fails
+	e.g.fields = fc
+	r := e.post("county", gen.Full(gen.Spec{BatchID: "B-SEAL", N: 40}))
+	if r.status < 500 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if _, err := e.store.Batch(context.Background(), "B-SEAL"); !errors.Is(err, spool.ErrNotFound) {
+		t.Fatalf("batch after a failed seal: %v", err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(e.dir, "spool.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM record_fields) + (SELECT count(*) FROM batches)`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows left (%v)", n, err)
+	}
 }

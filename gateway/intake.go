@@ -143,12 +143,13 @@ type intake struct {
 	totals  validate.Totals
 	hash    hash.Hash
 	stage   spool.Stage
-	existed *spool.Batch // same batch_id already accepted: compare content only
-	chunk   []spool.Record
-	buf     []byte // scratch for AAD, hashing
-	// The stage writer (startWriter): chunks go out, emptied ones come back.
-	chunks     chan []spool.Record
-	free       chan []spool.Record
+	existed *spool.Batch      // same batch_id already accepted: compare content only
+	chunk   []validate.Record // validated, not yet sealed (see startWriter)
+	buf     []byte            // scratch for AAD, hashing
+	// The sealer and the stage writer (startWriter): chunks go out, emptied
+	// ones come back.
+	chunks     chan []validate.Record
+	free       chan []validate.Record
 	writerDone chan error
 	writerErr  error
 	headerOK   bool
@@ -457,7 +458,7 @@ func (in *intake) startRecords() {
 		return
 	}
 	in.stage = st
-	in.chunk = make([]spool.Record, 0, g.cfg.Intake.ChunkRecords)
+	in.chunk = make([]validate.Record, 0, g.cfg.Intake.ChunkRecords)
 	in.startWriter()
 }
 
@@ -510,11 +511,7 @@ func (in *intake) record(dec *json.Decoder) error {
 	if in.stage == nil || in.issues.HasErrors() {
 		return nil
 	}
-	rec, err := in.seal(&r)
-	if err != nil {
-		return &spoolError{err}
-	}
-	in.chunk = append(in.chunk, rec)
+	in.chunk = append(in.chunk, r)
 	if len(in.chunk) == cap(in.chunk) {
 		return in.flush()
 	}
@@ -529,27 +526,81 @@ func fieldName(layoutField string) string {
 	return layoutField
 }
 
-// startWriter starts the goroutine that writes chunks to the stage, so the
-// spool's inserts of one chunk overlap with decoding, validating and
-// encrypting the next (the two cores both work). At most two chunks wait.
+// startWriter starts two goroutines: the sealer encrypts the personal fields
+// of a chunk of validated records and computes their blind indexes, and the
+// writer adds the sealed chunk to the stage. Decoding and validating the next
+// chunk, sealing this one and writing the one before overlap (the two cores
+// both work). At most a few chunks are in flight: the channels hold one each.
 func (in *intake) startWriter() {
-	in.chunks = make(chan []spool.Record, 1)
+	in.chunks = make(chan []validate.Record, 1)
 	in.writerDone = make(chan error, 1)
-	in.free = make(chan []spool.Record, 2)
+	in.free = make(chan []validate.Record, 2)
+	sealed := make(chan []spool.Record, 1)
+	freeSealed := make(chan []spool.Record, 2)
+	sealDone := make(chan error, 1)
 	chunks, free, done, stage, ctx := in.chunks, in.free, in.writerDone, in.stage, in.ctx
+	sl := &sealer{fc: in.g.fields, batchID: in.h.BatchID, subsidy: in.h.Subsidy.Code, period: in.h.Period}
+	if ro := in.h.ReissueOf; ro != nil {
+		sl.reissue = ro.Seqs
+	}
 	go func() {
 		var err error
 		for c := range chunks {
 			if err == nil {
-				err = stage.Add(ctx, c)
+				var out []spool.Record
+				select {
+				case out = <-freeSealed:
+				default:
+					out = make([]spool.Record, 0, cap(c))
+				}
+				if out, err = sl.seal(out, c); err == nil {
+					sealed <- out
+				}
 			}
+			clear(c) // personal data: drop the plaintext
 			select {
 			case free <- c[:0]:
 			default:
 			}
 		}
+		close(sealed)
+		sealDone <- err
+	}()
+	go func() {
+		var err error
+		for c := range sealed {
+			if err == nil {
+				err = stage.Add(ctx, c)
+			}
+			select {
+			case freeSealed <- c[:0]:
+			default:
+			}
+		}
+		if serr := <-sealDone; serr != nil {
+			err = serr
+		}
 		done <- err
 	}()
+}
+
+// sealer seals validated records for the stage.
+type sealer struct {
+	fc                       FieldCipher
+	batchID, subsidy, period string
+	reissue                  []int
+	buf                      []byte
+}
+
+func (sl *sealer) seal(dst []spool.Record, recs []validate.Record) ([]spool.Record, error) {
+	for i := range recs {
+		rec, err := sl.one(&recs[i])
+		if err != nil {
+			return dst, fmt.Errorf("seal record %d: %w", recs[i].Seq, err)
+		}
+		dst = append(dst, rec)
+	}
+	return dst, nil
 }
 
 // stopWriter waits until every chunk handed over is written; it returns the
@@ -575,34 +626,34 @@ func (in *intake) flush() error {
 	case c := <-in.free:
 		in.chunk = c
 	default:
-		in.chunk = make([]spool.Record, 0, cap(in.chunk))
+		in.chunk = make([]validate.Record, 0, cap(in.chunk))
 	}
 	return nil
 }
 
-// seal encrypts the personal fields (AAD binds each to batch, seq and field)
-// and computes the blind indexes.
-func (in *intake) seal(r *validate.Record) (spool.Record, error) {
-	fc := in.g.fields
+// one encrypts a record's personal fields (AAD binds each to batch, seq and
+// field) and computes its blind indexes.
+func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
+	fc := sl.fc
 	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark, State: spool.RecordStaged}
-	if ro := in.h.ReissueOf; ro != nil && r.Seq >= 1 && r.Seq <= len(ro.Seqs) {
-		out.ReissueOfSeq = ro.Seqs[r.Seq-1]
+	if ro := sl.reissue; ro != nil && r.Seq >= 1 && r.Seq <= len(ro) {
+		out.ReissueOfSeq = ro[r.Seq-1]
 	}
 	var err error
-	if out.NameEnc, err = fc.EncryptTo(nil, []byte(r.Name), in.aad("name", r.Seq)); err != nil {
+	if out.NameEnc, err = fc.EncryptTo(nil, []byte(r.Name), sl.aad("name", r.Seq)); err != nil {
 		return out, err
 	}
-	if out.IDEnc, err = fc.EncryptTo(nil, []byte(r.IDNumber), in.aad("id_number", r.Seq)); err != nil {
+	if out.IDEnc, err = fc.EncryptTo(nil, []byte(r.IDNumber), sl.aad("id_number", r.Seq)); err != nil {
 		return out, err
 	}
-	if out.AccountEnc, err = fc.EncryptTo(nil, []byte(r.Account), in.aad("account", r.Seq)); err != nil {
+	if out.AccountEnc, err = fc.EncryptTo(nil, []byte(r.Account), sl.aad("account", r.Seq)); err != nil {
 		return out, err
 	}
 	idx := fc.BlindIndexTo(make([]byte, 0, 64), domainID, r.IDNumber)
 	out.IDIndex = idx[:indexLen:indexLen]
 	acc := fc.BlindIndexTo(idx[indexLen:indexLen], domainAccount, r.Account)
 	out.AccountIndex = acc[:indexLen:indexLen]
-	out.DedupeKey = DedupeKey(out.IDIndex, in.h.Subsidy.Code, in.h.Period)
+	out.DedupeKey = DedupeKey(out.IDIndex, sl.subsidy, sl.period)
 	return out, nil
 }
 
@@ -616,9 +667,9 @@ func FieldAAD(dst []byte, batchID string, seq int, field string) []byte {
 	return append(dst, field...)
 }
 
-func (in *intake) aad(field string, seq int) []byte {
-	in.buf = FieldAAD(in.buf[:0], in.h.BatchID, seq, field)
-	return in.buf
+func (sl *sealer) aad(field string, seq int) []byte {
+	sl.buf = FieldAAD(sl.buf[:0], sl.batchID, seq, field)
+	return sl.buf
 }
 
 // DedupeKey identifies (person, subsidy, period) for money rule 4; it is

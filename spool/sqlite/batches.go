@@ -431,7 +431,7 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 			}
 		}
 		var err error
-		if res, err = st.guards(ctx, tx, reissuePK); err != nil {
+		if res, err = st.guards(ctx, tx, b, reissuePK); err != nil {
 			return err
 		}
 		if len(res.Conflicts) > 0 {
@@ -464,7 +464,7 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 
 // guards runs the duplicate checks of a stage inside the finalize transaction,
 // so no other batch can slip in between check and commit.
-func (st *stage) guards(ctx context.Context, tx *sql.Tx, reissuePK int64) (spool.FinalizeResult, error) {
+func (st *stage) guards(ctx context.Context, tx *sql.Tx, b *spool.Batch, reissuePK int64) (spool.FinalizeResult, error) {
 	var res spool.FinalizeResult
 	// Money rule 6: a reissue pays again only a FAILED record, and only once.
 	rows, err := tx.QueryContext(ctx, `SELECT n.seq, n.reissue_of_seq, coalesce(o.state, ''),
@@ -524,9 +524,14 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, reissuePK int64) (spool
 	if err != nil {
 		return res, err
 	}
-	var staged int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE batch = ?`, st.id).Scan(&staged); err != nil {
+	// The stage must hold exactly what the submission declared and intake
+	// counted: a lost or doubled chunk must never become a batch.
+	var staged, stagedFen int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ?`, st.id).Scan(&staged, &stagedFen); err != nil {
 		return res, err
+	}
+	if staged != int64(b.TotalCount) || stagedFen != b.TotalFen {
+		return res, fmt.Errorf("stage holds %d records, %d fen; the batch says %d records, %d fen", staged, stagedFen, b.TotalCount, b.TotalFen)
 	}
 	if claimed != staged {
 		if err := st.duplicates(ctx, tx, &res); err != nil {

@@ -302,3 +302,31 @@ func TestMigration0009MovesFields(t *testing.T) {
 		t.Fatalf("records still has %d field columns (%v)", cols, err)
 	}
 }
+
+// Finalize refuses a stage that does not hold what the batch declares.
+func TestFinalizeChecksStageTotals(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	h := spooltest.Header("B1", "210102", "GDZL", "2026-11")
+	st, err := s.BeginBatch(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Add(ctx, []spool.Record{spooltest.Rec(1, "p1", "a1", "GDZL", "2026-11", 100), spooltest.Rec(2, "p2", "a2", "GDZL", "2026-11", 200)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		n   int
+		fen int64
+	}{{3, 300}, {2, 301}} {
+		b := *h
+		b.TotalCount, b.TotalFen = c.n, c.fen
+		if _, err := st.Finalize(ctx, &b, "test", nil); err == nil || !strings.Contains(err.Error(), "stage holds 2 records, 300 fen") {
+			t.Fatalf("%+v: %v", c, err)
+		}
+	}
+	if _, err := s.Batch(ctx, "B1"); !errors.Is(err, spool.ErrNotFound) {
+		t.Fatalf("batch visible: %v", err)
+	}
+}
