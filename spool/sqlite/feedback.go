@@ -3,9 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"yktgw/spool"
 )
@@ -65,175 +68,38 @@ func (a *anomalies) summary() string {
 	return b.String()
 }
 
+// ApplyFeedback applies one return file, all or nothing.
+//
+// The common case (every line names a record of the delivery that waits for
+// the bank's word, with the amount we sent, and the file covers the whole
+// delivery) takes one pass: the lines are staged in a temporary table, one
+// UPDATE moves exactly the records that pass every check, and the counts and
+// sums are compared with what we sent. If anything at all does not add up,
+// that transaction is rolled back and the file is checked again line by line
+// (applyChecked, with the lines kept in memory) to name every anomaly; a file
+// with an anomaly changes nothing.
 func (s *Store) ApplyFeedback(ctx context.Context, f spool.Feedback, produce func(add func(spool.ResultRow) error) error) (spool.ApplyResult, error) {
 	var res spool.ApplyResult
 	var an anomalies
 	now := s.now().UnixNano()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// The same bytes applied before: nothing to do (a duplicate return file).
-		var prior int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM feedback_files WHERE bank = ? AND sm3 = ? AND state = 'APPLIED'`, f.Bank, f.SM3).Scan(&prior); err != nil {
-			return err
+	var fa fastAttempt
+	err := s.fastApply(ctx, f, now, &res, &an, produce, &fa)
+	if fa.slow && err == nil {
+		if feedbackCheckedHook != nil {
+			feedbackCheckedHook(f.Name)
 		}
-		if prior > 0 {
-			res.Duplicate = true
-			var same int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM feedback_files WHERE bank = ? AND sm3 = ? AND name = ?`, f.Bank, f.SM3, f.Name).Scan(&same); err != nil {
-				return err
-			}
-			if same == 0 {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO feedback_files(bank, name, size, sm3, state, bank_batch_no, detail, at) VALUES (?,?,?,?,'DUPLICATE',?,?,?)`,
-					f.Bank, f.Name, f.Size, f.SM3, f.BankBatchNo, "same bytes as an applied file", now); err != nil {
+		res = spool.ApplyResult{}
+		an = anomalies{}
+		replay := func(add func(spool.ResultRow) error) error {
+			for _, r := range fa.kept {
+				if err := add(r); err != nil {
 					return err
 				}
-				return s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "feedback.duplicate", Subject: f.Name, Detail: []byte(fmt.Sprintf(`{"bank":%q}`, f.Bank))})
 			}
-			return nil
+			return fa.perr
 		}
-		var d struct {
-			id, batchPK         int64
-			batchID, batchState string
-			first, last, count  int
-			total               int64
-			state               string
-		}
-		err := tx.QueryRowContext(ctx, `SELECT d.id, d.batch, b.batch_id, b.state, d.first_seq, d.last_seq, d.count, d.total_fen, d.state
-			FROM deliveries d JOIN batches b ON b.id = d.batch WHERE d.bank = ? AND d.bank_batch_no = ?`, f.Bank, f.BankBatchNo).
-			Scan(&d.id, &d.batchPK, &d.batchID, &d.batchState, &d.first, &d.last, &d.count, &d.total, &d.state)
-		if errors.Is(err, sql.ErrNoRows) {
-			an.add(0, "unknown_batch_no", fmt.Sprintf("no delivery with bank batch number %q", f.BankBatchNo))
-			return errAnomaly
-		}
-		if err != nil {
-			return err
-		}
-		res.DeliveryID, res.BatchID = d.id, d.batchID
-		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS fb (seq INTEGER PRIMARY KEY, paid INTEGER NOT NULL, fen INTEGER NOT NULL,
-			reason TEXT NOT NULL, code TEXT NOT NULL, msg TEXT NOT NULL, serial TEXT NOT NULL)`); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM fb`); err != nil {
-			return err
-		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO fb(seq, paid, fen, reason, code, msg, serial) VALUES (?,?,?,?,?,?,?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		perr := produce(func(r spool.ResultRow) error {
-			paid := 0
-			if r.Paid {
-				paid = 1
-			}
-			_, err := ins.Exec(r.Seq, paid, r.AmountFen, r.Reason, r.BankCode, r.BankMessage, r.BankSerial)
-			if isUnique(err) {
-				an.add(r.Seq, "duplicate_result", "the file reports this record twice")
-				return nil
-			}
-			return err
-		})
-		if perr != nil {
-			an.add(0, "parse", perr.Error())
-			return errAnomaly
-		}
-		// Every result must name a record of this delivery that is waiting
-		// for the bank's word, with the amount we sent.
-		rows, err := tx.QueryContext(ctx, `SELECT fb.seq, coalesce(r.state, ''), coalesce(r.amount_fen, 0), fb.paid, fb.fen FROM fb
-			LEFT JOIN records r ON r.batch = ? AND r.seq = fb.seq
-			WHERE fb.seq < ? OR fb.seq > ? OR r.seq IS NULL OR r.state NOT IN ('SENT','UNKNOWN')
-			   OR (fb.paid = 1 AND fb.fen <> r.amount_fen) OR (fb.paid = 0 AND fb.fen NOT IN (0, r.amount_fen))
-			ORDER BY fb.seq LIMIT ?`, d.batchPK, d.first, d.last, maxAnomalies+1)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var seq, paid int
-			var state string
-			var amount, fen int64
-			if err := rows.Scan(&seq, &state, &amount, &paid, &fen); err != nil {
-				rows.Close()
-				return err
-			}
-			switch {
-			case seq < d.first || seq > d.last || state == "":
-				an.add(seq, "unknown_record", fmt.Sprintf("not a record of delivery %s (seq %d..%d)", f.BankBatchNo, d.first, d.last))
-			case state == "PAID" || state == "FAILED":
-				an.add(seq, "conflicting_result", "record already "+state)
-			case state != "SENT" && state != "UNKNOWN":
-				an.add(seq, "conflicting_result", "record is "+state+", not sent")
-			default:
-				an.add(seq, "amount_mismatch", fmt.Sprintf("bank processed %d fen, we sent %d fen", fen, amount))
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		// Money rule 7: the file covers every record of the delivery, and the
-		// sums agree with what we sent.
-		var n int
-		var sentFen, paidFen, failedFen int64
-		var paidN, failedN, unknownN int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen),0),
-			coalesce(sum(CASE WHEN fb.paid = 1 THEN fb.fen END),0), coalesce(sum(CASE WHEN fb.paid = 0 THEN r.amount_fen END),0),
-			coalesce(sum(fb.paid),0), coalesce(sum(1-fb.paid),0), coalesce(sum(r.state = 'UNKNOWN'),0)
-			FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?`, d.batchPK, d.first, d.last).Scan(&n, &sentFen, &paidFen, &failedFen, &paidN, &failedN, &unknownN); err != nil {
-			return err
-		}
-		if n != d.count && len(an.list) == 0 {
-			missing, err := tx.QueryContext(ctx, `SELECT r.seq FROM records r WHERE r.batch = ? AND r.seq BETWEEN ? AND ? AND r.seq NOT IN (SELECT seq FROM fb) ORDER BY r.seq LIMIT 10`, d.batchPK, d.first, d.last)
-			if err != nil {
-				return err
-			}
-			var seqs []string
-			for missing.Next() {
-				var seq int
-				missing.Scan(&seq)
-				seqs = append(seqs, fmt.Sprint(seq))
-			}
-			missing.Close()
-			an.add(0, "missing_results", fmt.Sprintf("file reports %d of %d records (missing seq %s)", n, d.count, strings.Join(seqs, ",")))
-		}
-		if len(an.list) == 0 && sentFen != d.total {
-			an.add(0, "sum_mismatch", fmt.Sprintf("records in the file total %d fen, the delivery %d fen", sentFen, d.total))
-		}
-		if len(an.list) > 0 {
-			return errAnomaly
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE records SET state = CASE WHEN fb.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
-			paid_fen = fb.fen, reason = fb.reason, bank_code = fb.code, bank_message = fb.msg, bank_serial = fb.serial, result_at = ?
-			FROM fb WHERE records.batch = ? AND records.seq = fb.seq AND records.seq BETWEEN ? AND ?`, now, d.batchPK, d.first, d.last); err != nil {
-			return err
-		}
-		if len(f.BadReasons) > 0 {
-			var reasons []any
-			var ph []string
-			for r := range f.BadReasons {
-				reasons = append(reasons, r)
-				ph = append(ph, "?")
-			}
-			args := append([]any{f.Bank, now, d.batchPK, d.first, d.last}, reasons...)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO bad_accounts(account_index, reason, bank, at)
-				SELECT r.account_index, fb.reason, ?, ? FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?
-				WHERE fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY fb.seq
-				ON CONFLICT(account_index) DO UPDATE SET reason = excluded.reason, bank = excluded.bank, at = excluded.at`, args...); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO feedback_files(bank, name, size, sm3, state, delivery, bank_batch_no, at) VALUES (?,?,?,?,'APPLIED',?,?,?)`,
-			f.Bank, f.Name, f.Size, f.SM3, d.id, f.BankBatchNo, now); err != nil {
-			return err
-		}
-		res.Paid, res.PaidFen, res.Failed, res.FailedFen, res.Resolved = paidN, paidFen, failedN, failedFen, unknownN
-		if err := s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "feedback.applied", Subject: f.Name,
-			Detail: []byte(fmt.Sprintf(`{"bank":%q,"bank_batch_no":%q,"batch":%q,"paid":%d,"paid_fen":%d,"failed":%d,"failed_fen":%d,"resolved_unknown":%d}`,
-				f.Bank, f.BankBatchNo, d.batchID, paidN, paidFen, failedN, failedFen, unknownN))}); err != nil {
-			return err
-		}
-		settled, err := s.settle(ctx, tx, d.batchPK, d.batchID)
-		res.Settled = settled
-		return err
-	})
+		err = s.tx(ctx, func(tx *sql.Tx) error { return s.applyChecked(ctx, tx, f, now, &res, &an, replay) })
+	}
 	if errors.Is(err, errAnomaly) {
 		res.Anomalies = an.list
 		detail := an.summary()
@@ -259,6 +125,447 @@ func (s *Store) ApplyFeedback(ctx context.Context, f spool.Feedback, produce fun
 	return res, nil
 }
 
+// feedbackCheckedHook, when set (tests), is called whenever a file is
+// checked line by line after the one-pass attempt found something wrong.
+var feedbackCheckedHook func(name string)
+
+// feedbackDelivery is the delivery a return file answers.
+type feedbackDelivery struct {
+	id, batchPK         int64
+	batchID, batchState string
+	first, last, count  int
+	total               int64
+	state               string
+}
+
+// feedbackStart does what every attempt does first: a return file whose
+// bytes were applied before is a duplicate (recorded once more under a new
+// name), and the file's bank batch number must name a delivery. done is true
+// when there is nothing more to do.
+func (s *Store) feedbackStart(ctx context.Context, tx *sql.Tx, f spool.Feedback, now int64, res *spool.ApplyResult, an *anomalies) (d feedbackDelivery, done bool, err error) {
+	var prior int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM feedback_files WHERE bank = ? AND sm3 = ? AND state = 'APPLIED'`, f.Bank, f.SM3).Scan(&prior); err != nil {
+		return d, false, err
+	}
+	if prior > 0 {
+		res.Duplicate = true
+		var same int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM feedback_files WHERE bank = ? AND sm3 = ? AND name = ?`, f.Bank, f.SM3, f.Name).Scan(&same); err != nil {
+			return d, false, err
+		}
+		if same == 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO feedback_files(bank, name, size, sm3, state, bank_batch_no, detail, at) VALUES (?,?,?,?,'DUPLICATE',?,?,?)`,
+				f.Bank, f.Name, f.Size, f.SM3, f.BankBatchNo, "same bytes as an applied file", now); err != nil {
+				return d, false, err
+			}
+			return d, true, s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "feedback.duplicate", Subject: f.Name, Detail: []byte(fmt.Sprintf(`{"bank":%q}`, f.Bank))})
+		}
+		return d, true, nil
+	}
+	err = tx.QueryRowContext(ctx, `SELECT d.id, d.batch, b.batch_id, b.state, d.first_seq, d.last_seq, d.count, d.total_fen, d.state
+		FROM deliveries d JOIN batches b ON b.id = d.batch WHERE d.bank = ? AND d.bank_batch_no = ?`, f.Bank, f.BankBatchNo).
+		Scan(&d.id, &d.batchPK, &d.batchID, &d.batchState, &d.first, &d.last, &d.count, &d.total, &d.state)
+	if errors.Is(err, sql.ErrNoRows) {
+		an.add(0, "unknown_batch_no", fmt.Sprintf("no delivery with bank batch number %q", f.BankBatchNo))
+		return d, false, errAnomaly
+	}
+	if err != nil {
+		return d, false, err
+	}
+	res.DeliveryID, res.BatchID = d.id, d.batchID
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS fb (seq INTEGER PRIMARY KEY, paid INTEGER NOT NULL, fen INTEGER NOT NULL,
+		reason TEXT NOT NULL, code TEXT NOT NULL, msg TEXT NOT NULL, serial TEXT NOT NULL)`); err != nil {
+		return d, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM fb`); err != nil {
+		return d, false, err
+	}
+	return d, false, nil
+}
+
+// fastAttempt is what the one-pass attempt leaves for the line-by-line
+// check: slow says it is needed, kept holds the lines as produced (produce
+// is called once) and perr produce's own error, replayed after them.
+type fastAttempt struct {
+	slow bool
+	kept []spool.ResultRow
+	perr error
+}
+
+// fastApply is the one-pass attempt. It sets fa.slow (and rolls back) when
+// the file must be checked line by line.
+func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res *spool.ApplyResult, an *anomalies,
+	produce func(add func(spool.ResultRow) error) error, fa *fastAttempt) error {
+	// One connection for the transaction and for the staging statements,
+	// which go to the driver directly: database/sql's per-argument
+	// conversions cost more than SQLite's insert.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		tx.Rollback()
+		return err
+	}
+	d, done, err := s.feedbackStart(ctx, tx, f, now, res, an)
+	if err != nil {
+		return fail(err)
+	}
+	if done {
+		return tx.Commit()
+	}
+	// Stage every line. A seq given twice is left out of fb (the
+	// line-by-line check reports it); the lines are kept in memory for that.
+	fa.kept = make([]spool.ResultRow, 0, d.count)
+	var seen seqSet
+	seen.init(d.first, d.last)
+	var paidN, failedN int
+	var paidFen int64
+	var stageErr error
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("writer connection is %T", dc)
+		}
+		st, err := newFbStager(c)
+		if err != nil {
+			return err
+		}
+		defer st.close()
+		fa.perr = produce(func(r spool.ResultRow) error {
+			fa.kept = append(fa.kept, r)
+			if !seen.add(r.Seq) {
+				fa.slow = true
+				return nil
+			}
+			if r.Paid {
+				paidN++
+				paidFen += r.AmountFen
+			} else {
+				failedN++
+			}
+			if err := st.add(r); err != nil {
+				stageErr = err
+				return err
+			}
+			return nil
+		})
+		if stageErr != nil {
+			return stageErr
+		}
+		return st.flush()
+	})
+	if err != nil {
+		return fail(err)
+	}
+	staged := paidN + failedN
+	if fa.perr != nil || fa.slow || staged != d.count {
+		fa.slow = true
+		return fail(nil)
+	}
+	// UNKNOWN records the file resolves (counted before they change).
+	var unknownN int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records r WHERE r.batch = ? AND r.state = 'UNKNOWN' AND r.seq BETWEEN ? AND ?
+		AND +r.seq IN (SELECT seq FROM fb)`, d.batchPK, d.first, d.last).Scan(&unknownN); err != nil {
+		return fail(err)
+	}
+	// Only records that pass every check move: a record of this delivery,
+	// waiting for the bank's word (SENT or UNKNOWN), paid with the amount we
+	// sent or failed with that amount or none. OR FAIL: any constraint error
+	// stops the statement at once (the transaction is rolled back anyway),
+	// so SQLite needs no statement journal for the 50,000 rows.
+	r, err := tx.ExecContext(ctx, `UPDATE OR FAIL records SET state = CASE WHEN fb.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
+		paid_fen = fb.fen, reason = fb.reason, bank_code = fb.code, bank_message = fb.msg, bank_serial = fb.serial, result_at = ?
+		FROM fb WHERE records.batch = ? AND records.seq = fb.seq AND records.seq BETWEEN ? AND ?
+		  AND (records.state = 'SENT' OR records.state = 'UNKNOWN')
+		  AND ((fb.paid = 1 AND fb.fen = records.amount_fen) OR (fb.paid = 0 AND (fb.fen = 0 OR fb.fen = records.amount_fen)))`,
+		now, d.batchPK, d.first, d.last)
+	if err != nil {
+		return fail(err)
+	}
+	moved, err := r.RowsAffected()
+	if err != nil {
+		return fail(err)
+	}
+	if moved != int64(staged) {
+		fa.slow = true
+		return fail(nil)
+	}
+	// Money rule 7: what the file settles adds up to what we sent. The
+	// failed amounts come from the records (a failed line may say 0 fen);
+	// records_state finds this file's few FAILED records (without stats
+	// the planner would walk the whole delivery).
+	var failedFen int64
+	var failedMoved int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen), 0) FROM records r INDEXED BY records_state
+		WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM fb WHERE fb.seq = r.seq AND fb.paid = 0)`,
+		d.batchPK, d.first, d.last).Scan(&failedMoved, &failedFen); err != nil {
+		return fail(err)
+	}
+	if failedMoved != failedN || paidFen+failedFen != d.total {
+		fa.slow = true
+		return fail(nil)
+	}
+	res.Paid, res.PaidFen, res.Failed, res.FailedFen, res.Resolved = paidN, paidFen, failedN, failedFen, unknownN
+	if err := s.feedbackFinish(ctx, tx, f, now, d, res); err != nil {
+		return fail(err)
+	}
+	fa.kept = nil
+	return tx.Commit()
+}
+
+// feedbackFinish records an applied file: bad accounts remembered, the file
+// recorded APPLIED, the audit event, and the batch settled if it is done.
+func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback, now int64, d feedbackDelivery, res *spool.ApplyResult) error {
+	if len(f.BadReasons) > 0 {
+		var reasons []any
+		var ph []string
+		for r := range f.BadReasons {
+			reasons = append(reasons, r)
+			ph = append(ph, "?")
+		}
+		args := append([]any{f.Bank, now, d.batchPK, d.first, d.last}, reasons...)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO bad_accounts(account_index, reason, bank, at)
+			SELECT r.account_index, fb.reason, ?, ? FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?
+			WHERE fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY fb.seq
+			ON CONFLICT(account_index) DO UPDATE SET reason = excluded.reason, bank = excluded.bank, at = excluded.at`, args...); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO feedback_files(bank, name, size, sm3, state, delivery, bank_batch_no, at) VALUES (?,?,?,?,'APPLIED',?,?,?)`,
+		f.Bank, f.Name, f.Size, f.SM3, d.id, f.BankBatchNo, now); err != nil {
+		return err
+	}
+	if err := s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "feedback.applied", Subject: f.Name,
+		Detail: []byte(fmt.Sprintf(`{"bank":%q,"bank_batch_no":%q,"batch":%q,"paid":%d,"paid_fen":%d,"failed":%d,"failed_fen":%d,"resolved_unknown":%d}`,
+			f.Bank, f.BankBatchNo, d.batchID, res.Paid, res.PaidFen, res.Failed, res.FailedFen, res.Resolved))}); err != nil {
+		return err
+	}
+	settled, err := s.settle(ctx, tx, d.batchPK, d.batchID)
+	res.Settled = settled
+	return err
+}
+
+// applyChecked checks a return file line by line before applying it: every
+// anomaly is named (up to maxAnomalies), and a file with any applies nothing.
+func (s *Store) applyChecked(ctx context.Context, tx *sql.Tx, f spool.Feedback, now int64, res *spool.ApplyResult, an *anomalies, produce func(add func(spool.ResultRow) error) error) error {
+	d, done, err := s.feedbackStart(ctx, tx, f, now, res, an)
+	if err != nil || done {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO fb(seq, paid, fen, reason, code, msg, serial) VALUES (?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	var stageErr error
+	perr := produce(func(r spool.ResultRow) error {
+		paid := 0
+		if r.Paid {
+			paid = 1
+		}
+		// No ctx: the transaction carries it (go-sqlite3 starts a goroutine per cancellable call).
+		_, err := ins.Exec(r.Seq, paid, r.AmountFen, r.Reason, r.BankCode, r.BankMessage, r.BankSerial)
+		if isUnique(err) {
+			an.add(r.Seq, "duplicate_result", "the file reports this record twice")
+			return nil
+		}
+		if err != nil {
+			stageErr = err
+		}
+		return err
+	})
+	if stageErr != nil {
+		return stageErr
+	}
+	if perr != nil {
+		an.add(0, "parse", perr.Error())
+		return errAnomaly
+	}
+	// Every result must name a record of this delivery that is waiting
+	// for the bank's word, with the amount we sent.
+	rows, err := tx.QueryContext(ctx, `SELECT fb.seq, coalesce(r.state, ''), coalesce(r.amount_fen, 0), fb.paid, fb.fen FROM fb
+		LEFT JOIN records r ON r.batch = ? AND r.seq = fb.seq
+		WHERE fb.seq < ? OR fb.seq > ? OR r.seq IS NULL OR r.state NOT IN ('SENT','UNKNOWN')
+		   OR (fb.paid = 1 AND fb.fen <> r.amount_fen) OR (fb.paid = 0 AND fb.fen NOT IN (0, r.amount_fen))
+		ORDER BY fb.seq LIMIT ?`, d.batchPK, d.first, d.last, maxAnomalies+1)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var seq, paid int
+		var state string
+		var amount, fen int64
+		if err := rows.Scan(&seq, &state, &amount, &paid, &fen); err != nil {
+			rows.Close()
+			return err
+		}
+		switch {
+		case seq < d.first || seq > d.last || state == "":
+			an.add(seq, "unknown_record", fmt.Sprintf("not a record of delivery %s (seq %d..%d)", f.BankBatchNo, d.first, d.last))
+		case state == "PAID" || state == "FAILED":
+			an.add(seq, "conflicting_result", "record already "+state)
+		case state != "SENT" && state != "UNKNOWN":
+			an.add(seq, "conflicting_result", "record is "+state+", not sent")
+		default:
+			an.add(seq, "amount_mismatch", fmt.Sprintf("bank processed %d fen, we sent %d fen", fen, amount))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	// Money rule 7: the file covers every record of the delivery, and the
+	// sums agree with what we sent.
+	var n int
+	var sentFen, paidFen, failedFen int64
+	var paidN, failedN, unknownN int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen),0),
+		coalesce(sum(CASE WHEN fb.paid = 1 THEN fb.fen END),0), coalesce(sum(CASE WHEN fb.paid = 0 THEN r.amount_fen END),0),
+		coalesce(sum(fb.paid),0), coalesce(sum(1-fb.paid),0), coalesce(sum(r.state = 'UNKNOWN'),0)
+		FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?`, d.batchPK, d.first, d.last).Scan(&n, &sentFen, &paidFen, &failedFen, &paidN, &failedN, &unknownN); err != nil {
+		return err
+	}
+	if n != d.count && len(an.list) == 0 {
+		missing, err := tx.QueryContext(ctx, `SELECT r.seq FROM records r WHERE r.batch = ? AND r.seq BETWEEN ? AND ? AND r.seq NOT IN (SELECT seq FROM fb) ORDER BY r.seq LIMIT 10`, d.batchPK, d.first, d.last)
+		if err != nil {
+			return err
+		}
+		var seqs []string
+		for missing.Next() {
+			var seq int
+			missing.Scan(&seq)
+			seqs = append(seqs, fmt.Sprint(seq))
+		}
+		missing.Close()
+		an.add(0, "missing_results", fmt.Sprintf("file reports %d of %d records (missing seq %s)", n, d.count, strings.Join(seqs, ",")))
+	}
+	if len(an.list) == 0 && sentFen != d.total {
+		an.add(0, "sum_mismatch", fmt.Sprintf("records in the file total %d fen, the delivery %d fen", sentFen, d.total))
+	}
+	if len(an.list) > 0 {
+		return errAnomaly
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE records SET state = CASE WHEN fb.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
+		paid_fen = fb.fen, reason = fb.reason, bank_code = fb.code, bank_message = fb.msg, bank_serial = fb.serial, result_at = ?
+		FROM fb WHERE records.batch = ? AND records.seq = fb.seq AND records.seq BETWEEN ? AND ?`, now, d.batchPK, d.first, d.last); err != nil {
+		return err
+	}
+	res.Paid, res.PaidFen, res.Failed, res.FailedFen, res.Resolved = paidN, paidFen, failedN, failedFen, unknownN
+	return s.feedbackFinish(ctx, tx, f, now, d, res)
+}
+
+// seqSet tells seqs seen before: a bitmap over the delivery's range, a map
+// outside it (those lines are anomalies anyway).
+type seqSet struct {
+	first int
+	bits  []uint64
+	other map[int]bool
+}
+
+func (q *seqSet) init(first, last int) {
+	q.first = first
+	if n := last - first + 1; n > 0 {
+		q.bits = make([]uint64, (n+63)/64)
+	}
+}
+
+// add reports whether seq is new.
+func (q *seqSet) add(seq int) bool {
+	if i := seq - q.first; i >= 0 && i/64 < len(q.bits) {
+		w, b := i/64, uint64(1)<<(i%64)
+		if q.bits[w]&b != 0 {
+			return false
+		}
+		q.bits[w] |= b
+		return true
+	}
+	if q.other[seq] {
+		return false
+	}
+	if q.other == nil {
+		q.other = map[int]bool{}
+	}
+	q.other[seq] = true
+	return true
+}
+
+// fbStageGroup lines go into fb per INSERT: one SQLite step and one bind
+// pass for many lines (7 columns: 224 parameters).
+const fbStageGroup = 32
+
+// fbStager inserts lines into fb through the driver, bypassing
+// database/sql. It runs inside the transaction's connection (conn.Raw).
+type fbStager struct {
+	group, one driver.Stmt
+	args       []driver.NamedValue
+}
+
+func newFbStager(c *sqlite3.SQLiteConn) (*fbStager, error) {
+	const row = "(?,?,?,?,?,?,?)"
+	q := `INSERT OR FAIL INTO fb(seq, paid, fen, reason, code, msg, serial) VALUES `
+	group, err := c.Prepare(q + row + strings.Repeat(","+row, fbStageGroup-1))
+	if err != nil {
+		return nil, err
+	}
+	one, err := c.Prepare(q + row)
+	if err != nil {
+		group.Close()
+		return nil, err
+	}
+	return &fbStager{group: group, one: one, args: make([]driver.NamedValue, 0, 7*fbStageGroup)}, nil
+}
+
+func (st *fbStager) add(r spool.ResultRow) error {
+	paid := int64(0)
+	if r.Paid {
+		paid = 1
+	}
+	for _, v := range [7]driver.Value{int64(r.Seq), paid, r.AmountFen, r.Reason, r.BankCode, r.BankMessage, r.BankSerial} {
+		st.args = append(st.args, driver.NamedValue{Ordinal: len(st.args) + 1, Value: v})
+	}
+	if len(st.args) == cap(st.args) {
+		return st.exec(st.group, st.args)
+	}
+	return nil
+}
+
+func (st *fbStager) exec(stmt driver.Stmt, args []driver.NamedValue) error {
+	// context.Background: a cancellable context makes go-sqlite3 start a
+	// goroutine per call; the transaction's context still applies to it.
+	_, err := stmt.(driver.StmtExecContext).ExecContext(context.Background(), args)
+	st.args = st.args[:0]
+	return err
+}
+
+// flush inserts what is left, a line at a time.
+func (st *fbStager) flush() error {
+	rest := st.args
+	for len(rest) > 0 {
+		row := rest[:7]
+		for i := range row {
+			row[i].Ordinal = i + 1
+		}
+		if _, err := st.one.(driver.StmtExecContext).ExecContext(context.Background(), row); err != nil {
+			st.args = st.args[:0]
+			return err
+		}
+		rest = rest[7:]
+	}
+	st.args = st.args[:0]
+	return nil
+}
+
+func (st *fbStager) close() {
+	st.group.Close()
+	st.one.Close()
+}
+
 var errAnomaly = errors.New("feedback anomaly")
 
 // settle moves a SENT batch to SETTLED when every record is final.
@@ -271,10 +578,12 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, batchPK int64, batchID s
 	if state != string(spool.BatchSent) {
 		return false, nil
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE batch = ? AND state IN ('PENDING','SENT','UNKNOWN')`, batchPK).Scan(&open); err != nil {
+	// Whether one is still open, not how many: the index answers at once
+	// instead of counting the batch's open records after every file.
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM records WHERE batch = ? AND state IN ('PENDING','SENT','UNKNOWN'))`, batchPK).Scan(&open); err != nil {
 		return false, err
 	}
-	if open > 0 {
+	if open != 0 {
 		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'SETTLED', updated_at = ? WHERE id = ?`, s.now().UnixNano(), batchPK); err != nil {
