@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -173,12 +174,20 @@ func (s *Store) feedbackStart(ctx context.Context, tx *sql.Tx, f spool.Feedback,
 		return d, false, err
 	}
 	res.DeliveryID, res.BatchID = d.id, d.batchID
-	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS fb (seq INTEGER PRIMARY KEY, paid INTEGER NOT NULL, fen INTEGER NOT NULL,
-		reason TEXT NOT NULL, code TEXT NOT NULL, msg TEXT NOT NULL, serial TEXT NOT NULL)`); err != nil {
-		return d, false, err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM fb`); err != nil {
-		return d, false, err
+	// The file's lines: fbl holds what differs per line, fbk each distinct
+	// outcome (paid or not, reason, code, message: a handful per file), fb
+	// shows them joined.
+	for _, q := range []string{
+		`CREATE TEMP TABLE IF NOT EXISTS fbk (k INTEGER PRIMARY KEY, paid INTEGER NOT NULL, reason TEXT NOT NULL, code TEXT NOT NULL, msg TEXT NOT NULL)`,
+		`CREATE TEMP TABLE IF NOT EXISTS fbl (seq INTEGER PRIMARY KEY, k INTEGER NOT NULL, fen INTEGER NOT NULL, serial TEXT NOT NULL)`,
+		`CREATE TEMP VIEW IF NOT EXISTS fb AS SELECT l.seq AS seq, k.paid AS paid, l.fen AS fen, k.reason AS reason, k.code AS code, k.msg AS msg, l.serial AS serial
+			FROM fbl l JOIN fbk k ON k.k = l.k`,
+		`DELETE FROM fbl`,
+		`DELETE FROM fbk`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return d, false, err
+		}
 	}
 	return d, false, nil
 }
@@ -219,7 +228,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	if done {
 		return tx.Commit()
 	}
-	// Stage every line. A seq given twice is left out of fb (the
+	// Stage every line. A seq given twice is left out of fbl (the
 	// line-by-line check reports it); the lines are kept in memory for that.
 	fa.kept = make([]spool.ResultRow, 0, d.count)
 	var seen seqSet
@@ -271,7 +280,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	// UNKNOWN records the file resolves (counted before they change).
 	var unknownN int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records r WHERE r.batch = ? AND r.state = 'UNKNOWN' AND r.seq BETWEEN ? AND ?
-		AND +r.seq IN (SELECT seq FROM fb)`, d.batchPK, d.first, d.last).Scan(&unknownN); err != nil {
+		AND +r.seq IN (SELECT seq FROM fbl)`, d.batchPK, d.first, d.last).Scan(&unknownN); err != nil {
 		return fail(err)
 	}
 	// Only records that pass every check move: a record of this delivery,
@@ -279,11 +288,11 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	// sent or failed with that amount or none. OR FAIL: any constraint error
 	// stops the statement at once (the transaction is rolled back anyway),
 	// so SQLite needs no statement journal for the 50,000 rows.
-	r, err := tx.ExecContext(ctx, `UPDATE OR FAIL records SET state = CASE WHEN fb.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
-		paid_fen = fb.fen, reason = fb.reason, bank_code = fb.code, bank_message = fb.msg, bank_serial = fb.serial, result_at = ?
-		FROM fb WHERE records.batch = ? AND records.seq = fb.seq AND records.seq BETWEEN ? AND ?
+	r, err := tx.ExecContext(ctx, `UPDATE OR FAIL records SET state = CASE WHEN k.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
+		paid_fen = l.fen, reason = k.reason, bank_code = k.code, bank_message = k.msg, bank_serial = l.serial, result_at = ?
+		FROM fbl l JOIN fbk k ON k.k = l.k WHERE records.batch = ? AND records.seq = l.seq AND records.seq BETWEEN ? AND ?
 		  AND (records.state = 'SENT' OR records.state = 'UNKNOWN')
-		  AND ((fb.paid = 1 AND fb.fen = records.amount_fen) OR (fb.paid = 0 AND (fb.fen = 0 OR fb.fen = records.amount_fen)))`,
+		  AND ((k.paid = 1 AND l.fen = records.amount_fen) OR (k.paid = 0 AND (l.fen = 0 OR l.fen = records.amount_fen)))`,
 		now, d.batchPK, d.first, d.last)
 	if err != nil {
 		return fail(err)
@@ -330,9 +339,11 @@ func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback
 			ph = append(ph, "?")
 		}
 		args := append([]any{f.Bank, now, d.batchPK, d.first, d.last}, reasons...)
+		// The file's failed records are FAILED now: records_state finds
+		// them without walking every line of fb.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO bad_accounts(account_index, reason, bank, at)
-			SELECT r.account_index, fb.reason, ?, ? FROM fb CROSS JOIN records r ON r.batch = ? AND r.seq = fb.seq AND r.seq BETWEEN ? AND ?
-			WHERE fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY fb.seq
+			SELECT r.account_index, fb.reason, ?, ? FROM records r INDEXED BY records_state JOIN fb ON fb.seq = r.seq
+			WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY r.seq
 			ON CONFLICT(account_index) DO UPDATE SET reason = excluded.reason, bank = excluded.bank, at = excluded.at`, args...); err != nil {
 			return err
 		}
@@ -358,19 +369,26 @@ func (s *Store) applyChecked(ctx context.Context, tx *sql.Tx, f spool.Feedback, 
 	if err != nil || done {
 		return err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO fb(seq, paid, fen, reason, code, msg, serial) VALUES (?,?,?,?,?,?,?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO fbl(seq, k, fen, serial) VALUES (?,?,?,?)`)
 	if err != nil {
 		return err
 	}
 	defer ins.Close()
+	kinds := map[fbKind]int64{}
 	var stageErr error
 	perr := produce(func(r spool.ResultRow) error {
-		paid := 0
-		if r.Paid {
-			paid = 1
+		kd := fbKind{r.Paid, r.Reason, r.BankCode, r.BankMessage}
+		k, ok := kinds[kd]
+		if !ok {
+			k = int64(len(kinds) + 1)
+			kinds[kd] = k
+			if _, err := tx.Exec(`INSERT INTO fbk(k, paid, reason, code, msg) VALUES (?,?,?,?,?)`, k, r.Paid, r.Reason, r.BankCode, r.BankMessage); err != nil {
+				stageErr = err
+				return err
+			}
 		}
 		// No ctx: the transaction carries it (go-sqlite3 starts a goroutine per cancellable call).
-		_, err := ins.Exec(r.Seq, paid, r.AmountFen, r.Reason, r.BankCode, r.BankMessage, r.BankSerial)
+		_, err := ins.Exec(r.Seq, k, r.AmountFen, r.BankSerial)
 		if isUnique(err) {
 			an.add(r.Seq, "duplicate_result", "the file reports this record twice")
 			return nil
@@ -495,38 +513,61 @@ func (q *seqSet) add(seq int) bool {
 	return true
 }
 
-// fbStageGroup lines go into fb per INSERT: one SQLite step and one bind
-// pass for many lines (7 columns: 224 parameters).
-const fbStageGroup = 32
+// fbStageGroup lines go into fbl per INSERT: one SQLite step and one bind
+// pass for many lines (4 columns: 256 parameters).
+const fbStageGroup = 64
 
-// fbStager inserts lines into fb through the driver, bypassing
-// database/sql. It runs inside the transaction's connection (conn.Raw).
+// fbKind is a line's outcome: fbk holds each distinct one once.
+type fbKind struct {
+	paid              bool
+	reason, code, msg string
+}
+
+// fbStager inserts lines into fbl (and their outcomes into fbk) through the
+// driver, bypassing database/sql. It runs inside the transaction's
+// connection (conn.Raw).
 type fbStager struct {
-	group, one driver.Stmt
-	args       []driver.NamedValue
+	group, one, kind driver.Stmt
+	kinds            map[fbKind]int64
+	args             []driver.NamedValue
 }
 
 func newFbStager(c *sqlite3.SQLiteConn) (*fbStager, error) {
-	const row = "(?,?,?,?,?,?,?)"
-	q := `INSERT OR FAIL INTO fb(seq, paid, fen, reason, code, msg, serial) VALUES `
-	group, err := c.Prepare(q + row + strings.Repeat(","+row, fbStageGroup-1))
-	if err != nil {
+	const row = "(?,?,?,?)"
+	q := `INSERT OR FAIL INTO fbl(seq, k, fen, serial) VALUES `
+	st := &fbStager{kinds: map[fbKind]int64{}, args: make([]driver.NamedValue, 0, 4*fbStageGroup)}
+	var err error
+	if st.group, err = c.Prepare(q + row + strings.Repeat(","+row, fbStageGroup-1)); err != nil {
 		return nil, err
 	}
-	one, err := c.Prepare(q + row)
-	if err != nil {
-		group.Close()
+	if st.one, err = c.Prepare(q + row); err != nil {
+		st.group.Close()
 		return nil, err
 	}
-	return &fbStager{group: group, one: one, args: make([]driver.NamedValue, 0, 7*fbStageGroup)}, nil
+	if st.kind, err = c.Prepare(`INSERT OR FAIL INTO fbk(k, paid, reason, code, msg) VALUES (?,?,?,?,?)`); err != nil {
+		st.group.Close()
+		st.one.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 func (st *fbStager) add(r spool.ResultRow) error {
-	paid := int64(0)
-	if r.Paid {
-		paid = 1
+	kd := fbKind{r.Paid, r.Reason, r.BankCode, r.BankMessage}
+	k, ok := st.kinds[kd]
+	if !ok {
+		k = int64(len(st.kinds) + 1)
+		st.kinds[kd] = k
+		paid := int64(0)
+		if r.Paid {
+			paid = 1
+		}
+		args := []driver.NamedValue{{Ordinal: 1, Value: k}, {Ordinal: 2, Value: paid}, {Ordinal: 3, Value: r.Reason}, {Ordinal: 4, Value: r.BankCode}, {Ordinal: 5, Value: r.BankMessage}}
+		if err := runInsert(st.kind, args); err != nil {
+			return err
+		}
 	}
-	for _, v := range [7]driver.Value{int64(r.Seq), paid, r.AmountFen, r.Reason, r.BankCode, r.BankMessage, r.BankSerial} {
+	for _, v := range [4]driver.Value{int64(r.Seq), k, r.AmountFen, r.BankSerial} {
 		st.args = append(st.args, driver.NamedValue{Ordinal: len(st.args) + 1, Value: v})
 	}
 	if len(st.args) == cap(st.args) {
@@ -536,26 +577,40 @@ func (st *fbStager) add(r spool.ResultRow) error {
 }
 
 func (st *fbStager) exec(stmt driver.Stmt, args []driver.NamedValue) error {
-	// context.Background: a cancellable context makes go-sqlite3 start a
-	// goroutine per call; the transaction's context still applies to it.
-	_, err := stmt.(driver.StmtExecContext).ExecContext(context.Background(), args)
 	st.args = st.args[:0]
-	return err
+	return runInsert(stmt, args)
+}
+
+func runInsert(stmt driver.Stmt, args []driver.NamedValue) error {
+	rows, err := stmt.(driver.StmtQueryContext).QueryContext(context.Background(), args)
+	if err != nil {
+		return err
+	}
+	// An INSERT returns no row: Next runs it to its end (go-sqlite3 has
+	// already taken that step) and reports a failure of it.
+	if err := rows.Next(nil); err != io.EOF {
+		rows.Close()
+		if err == nil {
+			err = errors.New("INSERT returned a row")
+		}
+		return err
+	}
+	return rows.Close()
 }
 
 // flush inserts what is left, a line at a time.
 func (st *fbStager) flush() error {
 	rest := st.args
 	for len(rest) > 0 {
-		row := rest[:7]
+		row := rest[:4]
 		for i := range row {
 			row[i].Ordinal = i + 1
 		}
-		if _, err := st.one.(driver.StmtExecContext).ExecContext(context.Background(), row); err != nil {
+		if err := runInsert(st.one, row); err != nil {
 			st.args = st.args[:0]
 			return err
 		}
-		rest = rest[7:]
+		rest = rest[4:]
 	}
 	st.args = st.args[:0]
 	return nil
@@ -564,6 +619,7 @@ func (st *fbStager) flush() error {
 func (st *fbStager) close() {
 	st.group.Close()
 	st.one.Close()
+	st.kind.Close()
 }
 
 var errAnomaly = errors.New("feedback anomaly")
