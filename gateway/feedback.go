@@ -33,6 +33,11 @@ var badReasons = map[string]bool{
 // pollFeedback fetches every ready return file of one bank and applies each
 // once: it is recorded in the spool (by SM3) in the same transaction that
 // applies it, and archived at the bank only after that commit.
+//
+// The next file is fetched, opened, verified, parsed and matched while one is
+// applied (the spool has one writer; the rest is CPU on the other core). Files
+// are still applied one at a time and in order, and at most one prepared file
+// waits; preparing records nothing.
 func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 	p := bank.Profile
 	log := g.log.With("bank", p.Code)
@@ -41,35 +46,57 @@ func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 		log.Warn("feedback: list", "err", err)
 		return
 	}
-	for _, ref := range refs {
-		if ctx.Err() != nil {
-			return
+	ready := make(chan *preparedFeedback)
+	go func() {
+		defer close(ready)
+		for _, ref := range refs {
+			if ctx.Err() != nil {
+				return
+			}
+			pf := g.fetchFeedback(ctx, bank, ref)
+			select {
+			case ready <- pf:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if err := g.applyOne(ctx, bank, ref); err != nil {
-			log.Error("feedback: apply", "file", ref.ID, "err", err)
+	}()
+	for pf := range ready {
+		if ctx.Err() != nil {
+			continue // the preparer stops; let it finish
+		}
+		if err := g.applyFetched(ctx, bank, pf); err != nil {
+			log.Error("feedback: apply", "file", pf.ref.ID, "err", err)
 		}
 	}
 }
 
-func (g *Gateway) applyOne(ctx context.Context, bank *Bank, ref banks.FeedbackRef) error {
+// fetchFeedback reads one return file from the bank's channel and prepares it.
+func (g *Gateway) fetchFeedback(ctx context.Context, bank *Bank, ref banks.FeedbackRef) *preparedFeedback {
 	rc, err := bank.Channel.OpenFeedback(ctx, ref)
 	if err != nil {
-		return err
+		return &preparedFeedback{ref: ref, err: err}
 	}
 	sealed, err := io.ReadAll(io.LimitReader(rc, maxFeedbackBytes+1))
 	rc.Close()
 	if err != nil {
-		return err
+		return &preparedFeedback{ref: ref, err: err}
 	}
-	outcome, err := g.ApplyFeedback(ctx, bank.Profile.Code, ref.ID, sealed)
+	pf := g.prepareFeedback(ctx, bank, ref.ID, sealed)
+	pf.ref = ref
+	return pf
+}
+
+func (g *Gateway) applyFetched(ctx context.Context, bank *Bank, pf *preparedFeedback) error {
+	outcome, err := g.applyPrepared(ctx, pf)
 	if err != nil || outcome == FeedbackRefused {
 		return err // refused files stay at the bank; ops decide
 	}
 	hit(FPFeedbackBeforeArchive)
-	if err := bank.Channel.AckFeedback(ctx, ref); err != nil {
+	if err := bank.Channel.AckFeedback(ctx, pf.ref); err != nil {
 		// Applied and recorded: the next poll sees the same bytes, finds them
 		// applied and archives them then.
-		g.log.Warn("feedback: archive at the bank failed; will retry", "bank", bank.Profile.Code, "file", ref.ID, "err", err)
+		g.log.Warn("feedback: archive at the bank failed; will retry", "bank", bank.Profile.Code, "file", pf.ref.ID, "err", err)
 	}
 	return nil
 }
@@ -93,71 +120,165 @@ func (g *Gateway) ApplyFeedback(ctx context.Context, bankCode, name string, seal
 	if bank == nil {
 		return FeedbackRefused, fmt.Errorf("gateway: feedback for unknown bank %q", bankCode)
 	}
+	return g.applyPrepared(ctx, g.prepareFeedback(ctx, bank, name, sealed))
+}
+
+// preparedFeedback is a return file opened, verified, parsed and matched to
+// its records: everything but the spool transaction, and nothing recorded.
+type preparedFeedback struct {
+	ref  banks.FeedbackRef // when it came from a file channel
+	bank *Bank
+	f    spool.Feedback
+	// rows are the file's lines, matched to records (no personal data:
+	// seq, amount, code, message, serial, reason). rowsErr, if set, is a
+	// line that matched no record: it refuses the file after the rows.
+	rows    []spool.ResultRow
+	rowsErr error
+	lines   int    // the file's detail lines, as counted by the parser
+	refuse  string // refused as it is (cannot open, verify or parse): why
+	skip    bool   // refused before with an alarm: it waits for ops
+	err     error  // nothing decided (the channel or the spool failed, or the delivery is not SENT yet)
+}
+
+// prepareFeedback does the CPU work of one return file: SM3, open and verify,
+// one parse (every problem is found before anything is applied), matching.
+func (g *Gateway) prepareFeedback(ctx context.Context, bank *Bank, name string, sealed []byte) *preparedFeedback {
 	p := bank.Profile
-	log := g.log.With("bank", p.Code, "file", name)
 	sum := sm3.Sum(sealed)
-	f := spool.Feedback{Bank: p.Code, Name: name, Size: int64(len(sealed)), SM3: sum[:], BadReasons: badReasons}
-	if prev, err := g.store.FeedbackByDigest(ctx, p.Code, f.SM3); err == nil && prev.State == "ANOMALY" {
+	pf := &preparedFeedback{bank: bank, f: spool.Feedback{Bank: p.Code, Name: name, Size: int64(len(sealed)), SM3: sum[:], BadReasons: badReasons}}
+	if prev, err := g.store.FeedbackByDigest(ctx, p.Code, pf.f.SM3); err == nil && prev.State == "ANOMALY" {
 		// Refused before, alarm raised: it stays at the bank until ops act.
-		return FeedbackRefused, nil
+		pf.skip = true
+		return pf
 	} else if err != nil && !errors.Is(err, spool.ErrNotFound) {
-		return FeedbackRefused, err
-	}
-	refuse := func(why string) (FeedbackOutcome, error) {
-		// The reason goes to the log, the alarm and the spool: a parse error
-		// may quote a field of a misaligned line, so numbers are masked.
-		why = pii.ScrubDigits(why)
-		log.Error("ALARM return file refused", "why", why)
-		g.metrics.feedbackRefused(p.Code)
-		_, err := g.store.ApplyFeedback(ctx, f, func(func(spool.ResultRow) error) error { return errors.New(why) })
-		return FeedbackRefused, err
+		pf.err = err
+		return pf
 	}
 	if len(sealed) > maxFeedbackBytes {
-		return refuse(fmt.Sprintf("larger than %d bytes", maxFeedbackBytes))
+		pf.refuse = fmt.Sprintf("larger than %d bytes", maxFeedbackBytes)
+		return pf
 	}
 	var plain bytes.Buffer
+	defer func() { clear(plain.Bytes()) }()
 	if err := crypto.OpenAndVerify(&plain, bytes.NewReader(sealed), g.party, bank.Cert, sealOptions(p)); err != nil {
-		return refuse("cannot open or verify: " + err.Error())
+		pf.refuse = "cannot open or verify: " + err.Error()
+		return pf
 	}
-	// Pass 1: parse the whole file; every problem is reported before
-	// anything is applied.
-	sumry, err := p.Return.Parse(bytes.NewReader(plain.Bytes()), func(format.Result) error { return nil })
+	bySeq := matchBySeq(p.Return)
+	var rb resultRows
+	sumry, err := p.Return.Parse(bytes.NewReader(plain.Bytes()), func(r format.Result) error {
+		if bySeq {
+			rb.add(p, r.Seq, &r)
+		}
+		return nil
+	})
 	if err != nil {
-		return refuse(parseSummary(err))
+		pf.refuse = parseSummary(err)
+		return pf
 	}
-	f.BankBatchNo = sumry.BankBatchNo
-	if f.BankBatchNo == "" {
-		return refuse("the return file names no bank batch number")
+	pf.lines = sumry.Count
+	pf.f.BankBatchNo = sumry.BankBatchNo
+	if pf.f.BankBatchNo == "" {
+		pf.refuse = "the return file names no bank batch number"
+		return pf
 	}
-	if err := g.feedbackEarly(ctx, p.Code, f.BankBatchNo); err != nil {
-		return FeedbackRefused, err // not recorded: it is looked at again later
+	if err := g.feedbackEarly(ctx, p.Code, pf.f.BankBatchNo); err != nil {
+		pf.err = err // not recorded: it is looked at again later
+		return pf
 	}
-	match, err := g.matcher(ctx, bank, f.BankBatchNo)
-	if err != nil {
-		return FeedbackRefused, err
-	}
-	// Pass 2, inside the spool transaction: match, classify and stage each
-	// result; the store checks counts, sums and states and applies all or nothing.
-	half := sumry.Count / 2
-	res, err := g.store.ApplyFeedback(ctx, f, func(add func(spool.ResultRow) error) error {
-		n := 0
-		_, err := p.Return.Parse(bytes.NewReader(plain.Bytes()), func(r format.Result) error {
+	if !bySeq {
+		// Matching by account, name and amount needs the delivery, named
+		// in the header: a second pass over the (already checked) lines.
+		match, err := g.matcher(ctx, bank, pf.f.BankBatchNo)
+		if err != nil {
+			pf.err = err
+			return pf
+		}
+		_, pf.rowsErr = p.Return.Parse(bytes.NewReader(plain.Bytes()), func(r format.Result) error {
 			seq, err := match(&r)
 			if err != nil {
 				return err
 			}
-			row := spool.ResultRow{Seq: seq, Paid: r.Paid, AmountFen: r.AmountFen, BankCode: r.Code, BankMessage: r.Message, BankSerial: r.BankSerial}
-			if !r.Paid {
-				row.Reason = string(p.Classify(r.Code, r.Message))
-			}
-			if n++; n == half {
+			rb.add(p, seq, &r)
+			return nil
+		})
+	}
+	pf.rows = rb.rows
+	return pf
+}
+
+// resultRows collects a file's lines as spool rows. Codes and messages
+// repeat (one per outcome) and are shared; the bank serial is copied, so
+// nothing keeps the parser's line (with names and accounts) alive.
+type resultRows struct {
+	rows []spool.ResultRow
+	text map[string]string
+}
+
+func (rb *resultRows) add(p *banks.Profile, seq int, r *format.Result) {
+	row := spool.ResultRow{Seq: seq, Paid: r.Paid, AmountFen: r.AmountFen, BankCode: rb.intern(r.Code), BankMessage: rb.intern(r.Message),
+		BankSerial: strings.Clone(r.BankSerial)}
+	if !r.Paid {
+		row.Reason = string(p.Classify(r.Code, r.Message))
+	}
+	rb.rows = append(rb.rows, row)
+}
+
+func (rb *resultRows) intern(s string) string {
+	if v, ok := rb.text[s]; ok {
+		return v
+	}
+	v := strings.Clone(s)
+	if len(rb.text) < 256 { // free text per line would not repeat
+		if rb.text == nil {
+			rb.text = map[string]string{}
+		}
+		rb.text[v] = v
+	}
+	return v
+}
+
+// applyPrepared records a prepared return file in the spool: refused (alarm)
+// or applied all or nothing.
+func (g *Gateway) applyPrepared(ctx context.Context, pf *preparedFeedback) (FeedbackOutcome, error) {
+	if pf.err != nil {
+		return FeedbackRefused, pf.err
+	}
+	if pf.skip {
+		return FeedbackRefused, nil
+	}
+	p := pf.bank.Profile
+	log := g.log.With("bank", p.Code, "file", pf.f.Name)
+	// Asked again: a file with the same bytes may have been refused while
+	// this one was prepared.
+	if prev, err := g.store.FeedbackByDigest(ctx, p.Code, pf.f.SM3); err == nil && prev.State == "ANOMALY" {
+		return FeedbackRefused, nil
+	} else if err != nil && !errors.Is(err, spool.ErrNotFound) {
+		return FeedbackRefused, err
+	}
+	if pf.refuse != "" {
+		// The reason goes to the log, the alarm and the spool: a parse error
+		// may quote a field of a misaligned line, so numbers are masked.
+		why := pii.ScrubDigits(pf.refuse)
+		log.Error("ALARM return file refused", "why", why)
+		g.metrics.feedbackRefused(p.Code)
+		_, err := g.store.ApplyFeedback(ctx, pf.f, func(func(spool.ResultRow) error) error { return errors.New(why) })
+		return FeedbackRefused, err
+	}
+	// Inside the spool transaction: the store stages the rows, checks counts,
+	// sums and states, and applies all or nothing.
+	half := pf.lines / 2
+	res, err := g.store.ApplyFeedback(ctx, pf.f, func(add func(spool.ResultRow) error) error {
+		for i, row := range pf.rows {
+			if i+1 == half {
 				hit(FPMidFeedbackApply)
 			}
-			return add(row)
-		})
-		return err
+			if err := add(row); err != nil {
+				return err
+			}
+		}
+		return pf.rowsErr
 	})
-	clear(plain.Bytes())
 	if err != nil {
 		return FeedbackRefused, err
 	}
@@ -166,11 +287,11 @@ func (g *Gateway) ApplyFeedback(ctx context.Context, bankCode, name string, seal
 		log.Warn("return file already applied (duplicate bytes)")
 		return FeedbackDuplicate, nil
 	case len(res.Anomalies) > 0:
-		log.Error("ALARM return file refused: nothing applied", "bank_batch_no", f.BankBatchNo, "anomalies", len(res.Anomalies), "first", res.Anomalies[0].Kind+": "+res.Anomalies[0].Message)
+		log.Error("ALARM return file refused: nothing applied", "bank_batch_no", pf.f.BankBatchNo, "anomalies", len(res.Anomalies), "first", res.Anomalies[0].Kind+": "+res.Anomalies[0].Message)
 		g.metrics.feedbackRefused(p.Code)
 		return FeedbackRefused, nil
 	}
-	log.Info("return file applied", "bank_batch_no", f.BankBatchNo, "batch", res.BatchID, "paid", res.Paid, "paid_fen", res.PaidFen,
+	log.Info("return file applied", "bank_batch_no", pf.f.BankBatchNo, "batch", res.BatchID, "paid", res.Paid, "paid_fen", res.PaidFen,
 		"failed", res.Failed, "failed_fen", res.FailedFen, "resolved_unknown", res.Resolved, "settled", res.Settled)
 	g.metrics.feedbackApplied(p.Code, res)
 	return FeedbackApplied, nil
@@ -196,17 +317,21 @@ func parseSummary(err error) string {
 	return err.Error()
 }
 
+// matchBySeq says whether the layout's lines name their record by seq.
+func matchBySeq(l *format.Layout) bool {
+	key := l.MatchKey()
+	for _, k := range key {
+		if k == "seq" {
+			return true
+		}
+	}
+	return len(key) == 0
+}
+
 // matcher returns how a return line is matched to its record: by seq, or by
 // account, name and amount (with the account looked up by its blind index).
 func (g *Gateway) matcher(ctx context.Context, bank *Bank, bankBatchNo string) (func(*format.Result) (int, error), error) {
-	key := bank.Profile.Return.MatchKey()
-	bySeq := len(key) == 0
-	for _, k := range key {
-		if k == "seq" {
-			bySeq = true
-		}
-	}
-	if bySeq {
+	if matchBySeq(bank.Profile.Return) {
 		return func(r *format.Result) (int, error) { return r.Seq, nil }, nil
 	}
 	ds, err := g.store.Deliveries(ctx, spool.DeliveryFilter{Bank: bank.Profile.Code})
