@@ -77,12 +77,16 @@ func (g *Gateway) fetchFeedback(ctx context.Context, bank *Bank, ref banks.Feedb
 	if err != nil {
 		return &preparedFeedback{ref: ref, err: err}
 	}
-	sealed, err := io.ReadAll(io.LimitReader(rc, maxFeedbackBytes+1))
+	var buf bytes.Buffer
+	if ref.Size > 0 && ref.Size <= maxFeedbackBytes {
+		buf.Grow(int(ref.Size) + bytes.MinRead) // read in one piece, not by doubling
+	}
+	_, err = buf.ReadFrom(io.LimitReader(rc, maxFeedbackBytes+1))
 	rc.Close()
 	if err != nil {
 		return &preparedFeedback{ref: ref, err: err}
 	}
-	pf := g.prepareFeedback(ctx, bank, ref.ID, sealed)
+	pf := g.prepareFeedback(ctx, bank, ref.ID, buf.Bytes())
 	pf.ref = ref
 	return pf
 }
@@ -159,6 +163,7 @@ func (g *Gateway) prepareFeedback(ctx context.Context, bank *Bank, name string, 
 		return pf
 	}
 	var plain bytes.Buffer
+	plain.Grow(len(sealed)) // the content is a little shorter than its envelope
 	defer func() { clear(plain.Bytes()) }()
 	if err := crypto.OpenAndVerify(&plain, bytes.NewReader(sealed), g.party, bank.Cert, sealOptions(p)); err != nil {
 		pf.refuse = "cannot open or verify: " + err.Error()
@@ -166,6 +171,14 @@ func (g *Gateway) prepareFeedback(ctx context.Context, bank *Bank, name string, 
 	}
 	bySeq := matchBySeq(p.Return)
 	var rb resultRows
+	if p.Return.Style != "xml" {
+		// One row per line at most, and a file holds one delivery.
+		n := bytes.Count(plain.Bytes(), []byte{'\n'}) + 1
+		if p.MaxRecordsPerFile > 0 {
+			n = min(n, p.MaxRecordsPerFile)
+		}
+		rb.rows = make([]spool.ResultRow, 0, n)
+	}
 	sumry, err := p.Return.Parse(bytes.NewReader(plain.Bytes()), func(r format.Result) error {
 		if bySeq {
 			rb.add(p, r.Seq, &r)
