@@ -529,6 +529,8 @@ type fbKind struct {
 type fbStager struct {
 	group, one, kind driver.Stmt
 	kinds            map[fbKind]int64
+	last             fbKind // the outcome of the line before, numbered lastK
+	lastK            int64
 	args             []driver.NamedValue
 }
 
@@ -554,10 +556,16 @@ func newFbStager(c *sqlite3.SQLiteConn) (*fbStager, error) {
 
 func (st *fbStager) add(r spool.ResultRow) error {
 	kd := fbKind{r.Paid, r.Reason, r.BankCode, r.BankMessage}
-	k, ok := st.kinds[kd]
+	// Most lines have the outcome of the line before (paid): no map lookup.
+	k, ok := st.lastK, st.lastK != 0 && kd == st.last
+	if !ok {
+		k, ok = st.kinds[kd]
+		st.last, st.lastK = kd, k
+	}
 	if !ok {
 		k = int64(len(st.kinds) + 1)
 		st.kinds[kd] = k
+		st.last, st.lastK = kd, k
 		paid := int64(0)
 		if r.Paid {
 			paid = 1
