@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net/url"
 	"os"
 	"time"
 )
@@ -18,14 +16,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	q := url.Values{}
-	q.Set("_busy_timeout", "15000")
-	q.Set("_query_only", "true")
-	r, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(2)
+	r := openPool(path, 2, map[string]string{"_busy_timeout": "15000", "_query_only": "true"})
 	s := &Store{w: r, r: r, path: path, now: time.Now}
 	if err := s.Ping(ctx); err != nil {
 		r.Close()

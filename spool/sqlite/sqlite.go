@@ -82,43 +82,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_foreign_keys", "on")
-	q.Set("_busy_timeout", "15000")
-	q.Set("_txlock", "immediate")
-	// A 16 MiB page cache. Writes are appends and sorted claims now, which
-	// need few pages; with 64 MiB, staging 1,000,000 records in the daemon
-	// took 39-46 s instead of 14-16 s on this 2-core machine (and the peak
-	// RSS grew with the batch).
-	q.Set("_cache_size", "-16384")
-	w, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
+	// The writer: one connection. A 16 MiB page cache: writes are appends
+	// and sorted claims now, which need few pages; with 64 MiB, staging
+	// 1,000,000 records in the daemon took 39-46 s instead of 14-16 s on this
+	// 2-core machine (and the peak RSS grew with the batch).
+	//
 	// The checkpointer goroutine below copies the log into the database from
 	// a connection of its own, so a big intake seldom stops for the copy. The
 	// writer still checkpoints past 64 MiB of log, as it did before the
 	// checkpointer: only a checkpoint that reaches the end of the log lets the
 	// next write start it over, and a log that only grows makes page lookups
 	// slower (the wal-index is searched one 4096-frame segment at a time).
-	if _, err := w.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: pragma: %w", err)
-	}
-	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 16384`); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: pragma: %w", err)
-	}
+	//
 	// Temporary B-trees (big GROUP BYs, the statement journal of a
 	// 1,000,000-row UPDATE) go to a file: in memory they made the peak RSS.
-	if _, err := w.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: pragma: %w", err)
-	}
+	w := openPool(path, 1, map[string]string{"_journal_mode": "WAL", "_synchronous": "FULL", "_foreign_keys": "on",
+		"_busy_timeout": "15000", "_txlock": "immediate", "_cache_size": "-16384"},
+		`PRAGMA journal_size_limit = 67108864`, `PRAGMA wal_autocheckpoint = 16384`, `PRAGMA temp_store = FILE`)
+	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, path: path, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
@@ -126,27 +107,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	// The file exists now; restrict it (it holds ciphertexts, blind indexes and token hashes).
 	_ = os.Chmod(path, 0o600)
-	rq := url.Values{}
-	rq.Set("_foreign_keys", "on")
-	rq.Set("_busy_timeout", "15000")
-	rq.Set("_query_only", "true")
-	r, err := sql.Open("sqlite3", "file:"+path+"?"+rq.Encode())
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite: open readers %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(4)
-	s.r = r
-	cq := url.Values{}
-	cq.Set("_busy_timeout", "15000")
-	cq.Set("_synchronous", "FULL")
-	c, err := sql.Open("sqlite3", "file:"+path+"?"+cq.Encode())
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite: open checkpointer %s: %w", path, err)
-	}
-	c.SetMaxOpenConns(1)
-	s.c = c
+	s.r = openPool(path, 4, map[string]string{"_foreign_keys": "on", "_busy_timeout": "15000", "_query_only": "true"})
+	s.c = openPool(path, 1, map[string]string{"_busy_timeout": "15000", "_synchronous": "FULL"})
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	go s.checkpointer()
@@ -156,6 +118,36 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// openPool opens a pool of at most maxOpen connections to the spool file:
+// params are go-sqlite3's DSN parameters, pragmas run on every connection the
+// pool opens (a pool may replace a connection at any time, and a PRAGMA run
+// once through the pool would set only the connection that ran it).
+func openPool(path string, maxOpen int, params map[string]string, pragmas ...string) *sql.DB {
+	q := url.Values{}
+	for k, v := range params {
+		q.Set(k, v)
+	}
+	d := &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		for _, p := range pragmas {
+			if _, err := c.Exec(p, nil); err != nil {
+				return fmt.Errorf("sqlite: %s: %w", p, err)
+			}
+		}
+		return nil
+	}}
+	db := sql.OpenDB(connector{d: d, dsn: "file:" + path + "?" + q.Encode()})
+	db.SetMaxOpenConns(maxOpen)
+	return db
+}
+
+type connector struct {
+	d   *sqlite3.SQLiteDriver
+	dsn string
+}
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
+func (c connector) Driver() driver.Driver                        { return c.d }
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -328,5 +329,28 @@ func TestFinalizeChecksStageTotals(t *testing.T) {
 	}
 	if _, err := s.Batch(ctx, "B1"); !errors.Is(err, spool.ErrNotFound) {
 		t.Fatalf("batch visible: %v", err)
+	}
+}
+
+// A connection the pool opens later has the writer's PRAGMAs too: txRelaxed
+// throws its connection away when it cannot restore synchronous=FULL.
+func TestReplacedWriterConnectionKeepsPragmas(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Raw(func(any) error { return driver.ErrBadConn }) // the pool drops it
+	conn.Close()
+	for _, c := range []struct {
+		pragma string
+		want   int
+	}{{"wal_autocheckpoint", 16384}, {"journal_size_limit", 67108864}, {"temp_store", 1}, {"cache_size", -16384}, {"synchronous", 2}, {"foreign_keys", 1}} {
+		var got int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil || got != c.want {
+			t.Errorf("PRAGMA %s on a new writer connection = %d (%v), want %d", c.pragma, got, err, c.want)
+		}
 	}
 }
