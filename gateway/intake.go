@@ -635,7 +635,7 @@ func (in *intake) flush() error {
 // field) and computes its blind indexes.
 func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
 	fc := sl.fc
-	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark, State: spool.RecordStaged}
+	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark} // the stage sets the state
 	if ro := sl.reissue; ro != nil && r.Seq >= 1 && r.Seq <= len(ro) {
 		out.ReissueOfSeq = ro[r.Seq-1]
 	}

@@ -45,7 +45,7 @@ const (
 type RecordState string
 
 const (
-	RecordStaged    RecordState = "STAGED" // internal: belongs to a STAGING batch
+	RecordStaged    RecordState = "STAGED" // internal: a reissue in a STAGING batch (other staged records are PENDING under the STAGING batch)
 	RecordPending   RecordState = "PENDING"
 	RecordSent      RecordState = "SENT"
 	RecordPaid      RecordState = "PAID"

@@ -198,10 +198,7 @@ func TestCheckpointerCopiesLog(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
 	ctx := context.Background()
-	st, err := s.BeginBatch(ctx, spooltest.Header("B1", "210102", "GDZL", "2026-11"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := beginB1(t, s)
 	big := make([]byte, 4000)
 	for chunk := 0; chunk < 4; chunk++ {
 		recs := make([]spool.Record, 0, 3000)
@@ -236,17 +233,14 @@ func TestStageAddNamesRowInGroup(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
 	ctx := context.Background()
-	st, err := s.BeginBatch(ctx, spooltest.Header("B1", "210102", "GDZL", "2026-11"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := beginB1(t, s)
 	var recs []spool.Record
 	for i := 1; i <= 3*insertGroup+5; i++ {
 		recs = append(recs, spooltest.Rec(i, fmt.Sprint("p", i), "a", "GDZL", "2026-11", 100))
 	}
 	bad := insertGroup + 7
 	recs[bad-1].Seq = 3 // seq 3 twice, inside the second group
-	err = st.Add(ctx, recs)
+	err := st.Add(ctx, recs)
 	if !errors.Is(err, spool.ErrConflict) || !strings.Contains(err.Error(), "seq 3 twice") {
 		t.Fatalf("err = %v", err)
 	}
@@ -353,4 +347,14 @@ func TestReplacedWriterConnectionKeepsPragmas(t *testing.T) {
 			t.Errorf("PRAGMA %s on a new writer connection = %d (%v), want %d", c.pragma, got, err, c.want)
 		}
 	}
+}
+
+// beginB1 opens the stage of batch B1.
+func beginB1(t *testing.T, s *Store) spool.Stage {
+	t.Helper()
+	st, err := s.BeginBatch(context.Background(), spooltest.Header("B1", "210102", "GDZL", "2026-11"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
