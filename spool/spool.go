@@ -72,6 +72,10 @@ type Batch struct {
 	// ReissueOf is the batch whose FAILED records this batch pays again
 	// (money rule 6); each record names its original in ReissueOfSeq.
 	ReissueOf string
+	// Body names the batch's pre-rendered, sealed detail lines in the spool
+	// directory (written at intake; a cache the dispatcher may use instead of
+	// reading every record; empty: none).
+	Body      string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

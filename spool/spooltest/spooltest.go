@@ -132,7 +132,9 @@ func stageInvisible(t *testing.T, s spool.Store) {
 func finalizeReceived(t *testing.T, s spool.Store) {
 	ctx := context.Background()
 	recs := []spool.Record{Rec(1, "p1", "a1", "GDZL", "2026-11", 100), Rec(2, "p2", "a2", "GDZL", "2026-11", 250)}
-	res := Submit(t, s, Header("B1", "210102", "GDZL", "2026-11"), recs)
+	h := Header("B1", "210102", "GDZL", "2026-11")
+	h.Body = "0123456789abcdef"
+	res := Submit(t, s, h, recs)
 	if len(res.Conflicts) != 0 {
 		t.Fatalf("unexpected conflicts %+v", res.Conflicts)
 	}
@@ -140,7 +142,8 @@ func finalizeReceived(t *testing.T, s spool.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.State != spool.BatchReceived || b.TotalCount != 2 || b.TotalFen != 350 || b.Tenant != "210102" || string(b.ContentHash) != "hash-B1" {
+	if b.State != spool.BatchReceived || b.TotalCount != 2 || b.TotalFen != 350 || b.Tenant != "210102" || string(b.ContentHash) != "hash-B1" ||
+		b.Body != h.Body {
 		t.Fatalf("batch = %+v", b)
 	}
 	got, err := s.Records(ctx, "B1", spool.RecordFilter{})

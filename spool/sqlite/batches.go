@@ -13,14 +13,14 @@ import (
 	"yktgw/spool"
 )
 
-const batchCols = `batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, content_hash, state, warnings, submitted_by, reissue_of, created_at, updated_at`
+const batchCols = `batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, content_hash, state, warnings, submitted_by, reissue_of, body, created_at, updated_at`
 
 func scanBatch(sc interface{ Scan(...any) error }) (*spool.Batch, error) {
 	var b spool.Batch
 	var created, updated int64
 	var state string
 	if err := sc.Scan(&b.BatchID, &b.Tenant, &b.Bank, &b.SubsidyCode, &b.SubsidyName, &b.Period, &b.Memo,
-		&b.TotalCount, &b.TotalFen, &b.ContentHash, &state, &b.Warnings, &b.SubmittedBy, &b.ReissueOf, &created, &updated); err != nil {
+		&b.TotalCount, &b.TotalFen, &b.ContentHash, &state, &b.Warnings, &b.SubmittedBy, &b.ReissueOf, &b.Body, &created, &updated); err != nil {
 		return nil, err
 	}
 	b.State = spool.BatchState(state)
@@ -233,9 +233,9 @@ func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Sta
 	now := s.now().UnixNano()
 	var id int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO batches(batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, state, submitted_by, reissue_of, created_at, updated_at)
-			VALUES (?,?,?,?,?,?,?,?,?,'STAGING',?,?,?,?)`,
-			h.BatchID, h.Tenant, h.Bank, h.SubsidyCode, h.SubsidyName, h.Period, h.Memo, h.TotalCount, h.TotalFen, h.SubmittedBy, h.ReissueOf, now, now)
+		res, err := tx.ExecContext(ctx, `INSERT INTO batches(batch_id, tenant, bank, subsidy_code, subsidy_name, period, memo, total_count, total_fen, state, submitted_by, reissue_of, body, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?,?,'STAGING',?,?,?,?,?)`,
+			h.BatchID, h.Tenant, h.Bank, h.SubsidyCode, h.SubsidyName, h.Period, h.Memo, h.TotalCount, h.TotalFen, h.SubmittedBy, h.ReissueOf, h.Body, now, now)
 		if err != nil {
 			return err
 		}
