@@ -3,12 +3,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"yktgw/spool"
 )
@@ -252,7 +255,7 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	err := st.s.txRelaxed(ctx, func(tx *sql.Tx) error {
+	err := st.s.txRelaxed(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		var state string
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {
 			return fmt.Errorf("stage gone: %w", err)
@@ -263,41 +266,43 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		// Records go in as PENDING: the batch's STAGING state hides them, and
 		// they claim nothing in dedupe_active until Finalize (migration 0008).
 		// Reissues stay STAGED until then, out of records_reissue_once.
-		// Rows go in groups of insertGroup per statement: one SQLite step and
-		// one trip through database/sql for many rows. A record is two rows:
-		// its changing part (records) and its fields (record_fields).
-		ins, err := prepareInserts(ctx, tx, len(recs))
-		if err != nil {
-			return err
-		}
-		defer ins.close()
-		for i := 0; i < len(recs); {
-			n := min(insertGroup, len(recs)-i)
-			if n < insertGroup {
-				n = 1
+		// Rows go in groups of insertGroup per statement, through the
+		// driver (raw.go). A record is two rows: its changing part
+		// (records) and its fields (record_fields).
+		return withRaw(conn, func(c *sqlite3.SQLiteConn) error {
+			ins, err := newInserts(c)
+			if err != nil {
+				return err
 			}
-			if err := ins.exec(st.id, recs[i:i+n]); err != nil {
-				if n == 1 {
-					if isUnique(err) {
-						return fmt.Errorf("seq %d twice: %w", recs[i].Seq, spool.ErrConflict)
-					}
-					return fmt.Errorf("seq %d: %w", recs[i].Seq, err)
+			defer ins.close()
+			for i := 0; i < len(recs); {
+				n := min(insertGroup, len(recs)-i)
+				if n < insertGroup {
+					n = 1
 				}
-				// The failed statement left nothing behind; redo the group a
-				// row at a time to name the record at fault.
-				for j := i; j < i+n; j++ {
-					if err := ins.exec(st.id, recs[j:j+1]); err != nil {
+				if err := ins.exec(st.id, recs[i:i+n]); err != nil {
+					if n == 1 {
 						if isUnique(err) {
-							return fmt.Errorf("seq %d twice: %w", recs[j].Seq, spool.ErrConflict)
+							return fmt.Errorf("seq %d twice: %w", recs[i].Seq, spool.ErrConflict)
 						}
-						return fmt.Errorf("seq %d: %w", recs[j].Seq, err)
+						return fmt.Errorf("seq %d: %w", recs[i].Seq, err)
 					}
+					// The failed statement left nothing behind; redo the group a
+					// row at a time to name the record at fault.
+					for j := i; j < i+n; j++ {
+						if err := ins.exec(st.id, recs[j:j+1]); err != nil {
+							if isUnique(err) {
+								return fmt.Errorf("seq %d twice: %w", recs[j].Seq, spool.ErrConflict)
+							}
+							return fmt.Errorf("seq %d: %w", recs[j].Seq, err)
+						}
+					}
+					return fmt.Errorf("seq %d..%d: %w", recs[i].Seq, recs[i+n-1].Seq, err)
 				}
-				return fmt.Errorf("seq %d..%d: %w", recs[i].Seq, recs[i+n-1].Seq, err)
+				i += n
 			}
-			i += n
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: stage add: %w", err)
@@ -305,69 +310,68 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	return nil
 }
 
-const insertGroup = 32 // records per INSERT statement (13 parameters each, well under SQLite's 32766)
+const insertGroup = 32 // records per INSERT statement (9 parameters each, well under SQLite's 32766)
 
-// inserts are a stage's prepared INSERTs: one record and insertGroup records,
-// into records and into record_fields.
+// inserts are a stage's prepared INSERTs into records and into
+// record_fields, a record or insertGroup records at a time.
 type inserts struct {
-	rec1, recN, fld1, fldN *sql.Stmt
-	args                   []any
+	rec, fld *multiInsert
+	args     []driver.NamedValue
 }
 
-func prepareInserts(ctx context.Context, tx *sql.Tx, n int) (*inserts, error) {
-	ins := &inserts{args: make([]any, 0, insertGroup*8)}
-	var err error
-	prep := func(dst **sql.Stmt, q string) {
-		if err == nil {
-			*dst, err = tx.PrepareContext(ctx, q)
-		}
-	}
-	prep(&ins.rec1, insertRows(insertRecordsSQL, insertRecordsRow, 1))
-	prep(&ins.fld1, insertRows(insertFieldsSQL, insertFieldsRow, 1))
-	if n >= insertGroup {
-		prep(&ins.recN, insertRows(insertRecordsSQL, insertRecordsRow, insertGroup))
-		prep(&ins.fldN, insertRows(insertFieldsSQL, insertFieldsRow, insertGroup))
-	}
+func newInserts(c *sqlite3.SQLiteConn) (*inserts, error) {
+	rec, err := newMultiInsert(c, insertRecordsSQL, insertRecordsRow, 9, insertGroup)
 	if err != nil {
-		ins.close()
 		return nil, err
 	}
-	return ins, nil
+	fld, err := newMultiInsert(c, insertFieldsSQL, insertFieldsRow, 6, insertGroup)
+	if err != nil {
+		rec.close()
+		return nil, err
+	}
+	return &inserts{rec: rec, fld: fld, args: make([]driver.NamedValue, 0, insertGroup*9)}, nil
 }
 
 func (ins *inserts) close() {
-	for _, s := range []*sql.Stmt{ins.rec1, ins.recN, ins.fld1, ins.fldN} {
-		if s != nil {
-			s.Close()
-		}
-	}
+	ins.rec.close()
+	ins.fld.close()
 }
 
-// exec inserts recs (1 or insertGroup of them). No ctx: go-sqlite3 starts a
-// goroutine per call for a cancellable context; the transaction carries ctx.
+// exec inserts recs (1 or insertGroup of them).
 func (ins *inserts) exec(batch int64, recs []spool.Record) error {
-	rec, fld := ins.rec1, ins.fld1
-	if len(recs) > 1 {
-		rec, fld = ins.recN, ins.fldN
-	}
 	a := ins.args[:0]
+	add := func(v driver.Value) { a = append(a, driver.NamedValue{Ordinal: len(a) + 1, Value: v}) }
 	for i := range recs {
 		r := &recs[i]
 		state := string(spool.RecordPending)
 		if r.ReissueOfSeq > 0 {
 			state = string(spool.RecordStaged)
 		}
-		a = append(a, batch, r.Seq, r.IDIndex, r.AccountIndex, r.DedupeKey, r.AccountKind, r.AmountFen, r.ReissueOfSeq, state)
+		add(batch)
+		add(int64(r.Seq))
+		add(r.IDIndex)
+		add(r.AccountIndex)
+		add(r.DedupeKey)
+		add(r.AccountKind)
+		add(r.AmountFen)
+		add(int64(r.ReissueOfSeq))
+		add(state)
 	}
-	if _, err := rec.Exec(a...); err != nil {
+	if err := ins.rec.exec(a); err != nil {
 		return err
 	}
 	a = a[:0]
 	for i := range recs {
 		r := &recs[i]
-		a = append(a, batch, r.Seq, r.NameEnc, r.IDEnc, r.AccountEnc, r.Remark)
+		add(batch)
+		add(int64(r.Seq))
+		add(r.NameEnc)
+		add(r.IDEnc)
+		add(r.AccountEnc)
+		add(r.Remark)
 	}
-	_, err := fld.Exec(a...)
+	err := ins.fld.exec(a)
+	clear(a) // the values point into the records (sealed fields)
 	ins.args = a[:0]
 	return err
 }
@@ -378,18 +382,6 @@ const (
 	insertFieldsSQL  = `INSERT INTO record_fields(batch, seq, name_enc, id_enc, account_enc, remark) VALUES `
 	insertFieldsRow  = `(?,?,?,?,?,?)`
 )
-
-func insertRows(head, row string, n int) string {
-	var b strings.Builder
-	b.WriteString(head)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(row)
-	}
-	return b.String()
-}
 
 func (st *stage) Abort(ctx context.Context) error {
 	// Use a fresh context: an abort usually follows a cancelled request.

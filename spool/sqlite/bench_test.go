@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,15 +15,22 @@ import (
 )
 
 // BenchmarkStageAndFinalize stages 100,000 records (ciphertext-sized blobs)
-// in chunks as intake does, then finalizes (guards + PENDING).
+// in chunks as intake does, then finalizes (guards + PENDING). The time
+// making the records is not counted; add-s/op and finalize-s/op split the
+// rest (wall and CPU seconds). Knobs: YKT_BENCH_N records, YKT_BENCH_CHUNK records per Add,
+// YKT_BENCH_POLL=1 readers polling.
 func BenchmarkStageAndFinalize(b *testing.B) {
 	n, chunk := 100_000, 5000
 	if v, err := strconv.Atoi(os.Getenv("YKT_BENCH_N")); err == nil && v > 0 {
 		n = v // e.g. a small N under valgrind, whose instruction counts do not depend on the machine's load
 	}
+	if v, err := strconv.Atoi(os.Getenv("YKT_BENCH_CHUNK")); err == nil && v > 0 {
+		chunk = v // intake's default is 10,000 (intake.chunk_records)
+	}
 	rng := mrand.NewChaCha8([32]byte{1})
 	blob := func(size int) []byte { p := make([]byte, size); rng.Read(p); return p }
 	recs := make([]spool.Record, chunk)
+	var addDur, finDur, addCPU, finCPU time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		s, err := Open(context.Background(), filepath.Join(b.TempDir(), "spool.db"))
@@ -53,21 +61,44 @@ func BenchmarkStageAndFinalize(b *testing.B) {
 				recs[j] = spool.Record{Seq: seq + j, NameEnc: blob(35), IDEnc: blob(46), AccountEnc: blob(47), IDIndex: blob(16),
 					AccountIndex: blob(16), DedupeKey: blob(16), AccountKind: "card", AmountFen: 100}
 			}
+			b.StartTimer()
+			ta, ca := time.Now(), cpuTime()
 			if err := st.Add(ctx, recs[:min(chunk, n-seq+1)]); err != nil {
 				b.Fatal(err)
 			}
+			addDur += time.Since(ta)
+			addCPU += cpuTime() - ca
+			b.StopTimer()
 		}
+		b.StartTimer()
+		tf, cf := time.Now(), cpuTime()
 		res, err := st.Finalize(ctx, &spool.Batch{BatchID: fmt.Sprint("B", i), Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL",
 			Period: "2026-11", TotalCount: n, TotalFen: int64(100 * n)}, "bench", nil)
 		if err != nil || len(res.Conflicts) > 0 {
 			b.Fatal(err, res.Conflicts)
 		}
+		finDur += time.Since(tf)
+		finCPU += cpuTime() - cf
 		b.StopTimer()
 		close(stopPoll)
 		s.Close()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(addDur.Seconds()/float64(b.N), "add-s/op")
+	b.ReportMetric(finDur.Seconds()/float64(b.N), "finalize-s/op")
+	b.ReportMetric(addCPU.Seconds()/float64(b.N), "add-cpu-s/op")
+	b.ReportMetric(finCPU.Seconds()/float64(b.N), "finalize-cpu-s/op")
+}
+
+// cpuTime is the process's user and system CPU time: on a shared machine it
+// varies less with the load than the wall clock does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkRecordRange reads 200,000 records back as the dispatcher does.

@@ -216,7 +216,10 @@ func (s *Store) recover(ctx context.Context) error {
 // syncs the log including it. Only for work that is worthless until a later
 // FULL commit makes it count (a stage's records, made visible by Finalize);
 // a crash before that loses at most what recovery deletes anyway.
-func (s *Store) txRelaxed(ctx context.Context, fn func(*sql.Tx) error) error {
+//
+// fn gets the transaction's connection too, for statements that go to the
+// driver directly (withRaw); it must not hand it on.
+func (s *Store) txRelaxed(ctx context.Context, fn func(*sql.Conn, *sql.Tx) error) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return err
@@ -235,7 +238,7 @@ func (s *Store) txRelaxed(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(conn, tx); err != nil {
 		tx.Rollback()
 		return err
 	}
