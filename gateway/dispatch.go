@@ -85,10 +85,7 @@ func (d *dispatcher) plan(ctx context.Context) {
 			g.log.Error("dispatch: batch for a bank without a channel", "batch", b.BatchID, "bank", b.Bank)
 			continue
 		}
-		per := bank.Profile.MaxRecordsPerFile
-		if per <= 0 {
-			per = 50000
-		}
+		per := filePer(bank.Profile)
 		ds, err := g.store.PlanDeliveries(ctx, b.BatchID, per, BankBatchNo, spool.Event{Actor: "system"})
 		if err != nil {
 			if !errors.Is(err, spool.ErrStale) {
@@ -164,8 +161,14 @@ func (d *dispatcher) sealOne(ctx context.Context, dl spool.Delivery) error {
 	var plain bytes.Buffer
 	plain.Grow(dl.Count * 128)
 	defer func() { clear(plain.Bytes()[:plain.Cap()]) }() // personal data: wipe the plain file
-	if err := p.Outbound.Render(&plain, fb, g.recordsOf(ctx, dl)); err != nil {
-		return fmt.Errorf("%w: render: %v", errPermanent, err)
+	fromBody, err := g.renderFromBody(&plain, p, b, dl, fb)
+	if err != nil {
+		g.log.Warn("delivery: body not used, rendering from the records", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "err", err)
+	}
+	if !fromBody {
+		if err := p.Outbound.Render(&plain, fb, g.recordsOf(ctx, dl)); err != nil {
+			return fmt.Errorf("%w: render: %v", errPermanent, err)
+		}
 	}
 	name := p.OutboundFileName(fb)
 	dir := filepath.Join(g.cfg.Spool.Dir, "out", dl.Bank)
@@ -204,7 +207,13 @@ func (d *dispatcher) sealOne(ctx context.Context, dl spool.Delivery) error {
 	if err != nil {
 		return err
 	}
-	g.log.Info("delivery sealed", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "file", name, "records", dl.Count, "bytes", cw.n)
+	g.dropBody(b, dl)
+	from := "records"
+	if fromBody {
+		from = "body"
+	}
+	g.metrics.filesSealed.WithLabelValues(dl.Bank, from).Inc()
+	g.log.Info("delivery sealed", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "file", name, "records", dl.Count, "bytes", cw.n, "from_body", fromBody)
 	hit(FPSealedBeforeSend)
 	return nil
 }

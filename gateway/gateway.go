@@ -109,6 +109,9 @@ func (g *Gateway) Recover(ctx context.Context) error {
 			return fmt.Errorf("gateway: recover: %w", err)
 		}
 		if len(bs) == 0 {
+			if err := g.sweepBodies(ctx); err != nil {
+				g.log.Warn("start-up: sweeping rendered bodies", "err", err) // only disk space is at stake
+			}
 			return nil
 		}
 		for _, b := range bs {

@@ -59,6 +59,7 @@ func newEnv(t testing.TB) *env {
 	cfg := config.Default()
 	cfg.Subsidies = []config.Subsidy{{Code: "GDZL", Name: "耕地地力保护补贴", CapFen: 5000000}, {Code: "DBBZ", Name: "低保", CapFen: 300000}}
 	cfg.Intake.MaxErrors = 50
+	cfg.Spool.Dir = filepath.Join(dir, "spool")
 	prof, err := banks.LoadProfile(filepath.Join(repoRoot(), "testdata/banks/demo/profile.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -541,6 +542,12 @@ func TestNoPlaintextInSpool(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no spool files")
 	}
+	// The files' detail lines rendered at intake (bodies) are sealed too.
+	bodies, _ := filepath.Glob(filepath.Join(e.g.cfg.Spool.Dir, "body", "*", "*"))
+	if len(bodies) == 0 {
+		t.Fatal("no bodies rendered at intake")
+	}
+	files = append(files, bodies...)
 	var all []byte
 	for _, f := range files {
 		raw, err := os.ReadFile(f)

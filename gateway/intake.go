@@ -152,6 +152,8 @@ type intake struct {
 	free       chan []validate.Record
 	writerDone chan error
 	writerErr  error
+	body       *bodyBuilder // the files' detail lines, rendered on the sealer goroutine (nil: none)
+	finalized  bool
 	headerOK   bool
 	nrec       int
 }
@@ -175,6 +177,9 @@ func (g *Gateway) Submit(ctx context.Context, who *Principal, body io.Reader, nd
 		if aerr := in.stage.Abort(ctx); aerr != nil && err == nil {
 			err = aerr
 		}
+	}
+	if !in.finalized {
+		in.body.discard()
 	}
 	return res, err
 }
@@ -448,9 +453,13 @@ func (in *intake) startRecords() {
 		g.log.Error("intake: spool lookup", "batch", h.BatchID, "err", err)
 		return
 	}
+	body := ""
+	if g.cfg.Spool.Dir != "" && in.bank.Outbound.BodyPortable() {
+		body = newBodyName() // the files' detail lines are rendered as the records stream (body.go)
+	}
 	st, err := g.store.BeginBatch(in.ctx, &spool.Batch{BatchID: h.BatchID, Tenant: h.Tenant, Bank: h.Bank,
 		SubsidyCode: h.Subsidy.Code, SubsidyName: h.Subsidy.Name, Period: h.Period, Memo: h.Memo, SubmittedBy: in.who.TokenID,
-		ReissueOf: in.reissueOf()})
+		ReissueOf: in.reissueOf(), Body: body})
 	if err != nil {
 		in.fail("batch_id", "spool.unavailable", "暂时无法入库，请重试 (spool unavailable, retry)")
 		in.headerOK = false
@@ -458,6 +467,7 @@ func (in *intake) startRecords() {
 		return
 	}
 	in.stage = st
+	in.body = newBodyBuilder(g.fields, g.cfg.Spool.Dir, body, in.bank, h, int(in.count))
 	in.chunk = make([]validate.Record, 0, g.cfg.Intake.ChunkRecords)
 	in.startWriter()
 }
@@ -538,7 +548,7 @@ func (in *intake) startWriter() {
 	sealed := make(chan []spool.Record, 1)
 	freeSealed := make(chan []spool.Record, 2)
 	sealDone := make(chan error, 1)
-	chunks, free, done, stage, ctx := in.chunks, in.free, in.writerDone, in.stage, in.ctx
+	chunks, free, done, stage, ctx, body := in.chunks, in.free, in.writerDone, in.stage, in.ctx, in.body
 	sl := &sealer{fc: in.g.fields, batchID: in.h.BatchID, subsidy: in.h.Subsidy.Code, period: in.h.Period}
 	if ro := in.h.ReissueOf; ro != nil {
 		sl.reissue = ro.Seqs
@@ -555,6 +565,9 @@ func (in *intake) startWriter() {
 				}
 				if out, err = sl.seal(out, c); err == nil {
 					sealed <- out
+					for i := range c { // while the writer stores the chunk
+						body.add(&c[i])
+					}
 				}
 			}
 			clear(c) // personal data: drop the plaintext
@@ -808,6 +821,7 @@ func (in *intake) finish() (SubmitResult, error) {
 		}
 		return in.refused(), nil
 	}
+	in.finalized = true
 	hit(FPIntakeCommitted)
 	if err := g.store.TransitionBatch(in.ctx, b.BatchID, spool.BatchReceived, spool.BatchQueued, spool.Event{Actor: "system"}); err != nil {
 		// The batch is committed; the queue step is redone at start-up.

@@ -22,6 +22,7 @@ type metrics struct {
 	deliveries       *prometheus.CounterVec
 	deliveryAttempts *prometheus.CounterVec
 	deliveryFailures *prometheus.CounterVec
+	filesSealed      *prometheus.CounterVec
 	feedbackFiles    *prometheus.CounterVec
 	recordsResult    *prometheus.CounterVec
 	fenResult        *prometheus.CounterVec
@@ -41,6 +42,8 @@ func newMetrics() *metrics {
 			Help: "Attempts to send a delivery (file) to a bank."}, []string{"bank"}),
 		deliveryFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "yktgw_delivery_failures_total",
 			Help: "Failed delivery attempts by what followed: retry (later), unknown (the bank side will be asked), dead (gave up)."}, []string{"bank", "kind"}),
+		filesSealed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "yktgw_files_sealed_total",
+			Help: "Outbound files sealed, by where their detail lines came from: body (rendered at intake) or records (read from the spool)."}, []string{"bank", "from"}),
 		feedbackFiles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "yktgw_feedback_files_total",
 			Help: "Return files by outcome: applied, duplicate, refused."}, []string{"bank", "outcome"}),
 		recordsResult: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "yktgw_records_result_total",
@@ -57,7 +60,7 @@ func newMetrics() *metrics {
 			Help: "1 if the bank channel's last ping succeeded, 0 if it failed (channels that can ping only)."}, []string{"bank"}),
 		ops: &opsCollector{ttl: 15 * time.Second},
 	}
-	m.reg.MustRegister(m.deliveries, m.deliveryAttempts, m.deliveryFailures, m.feedbackFiles, m.recordsResult, m.fenResult,
+	m.reg.MustRegister(m.deliveries, m.deliveryAttempts, m.deliveryFailures, m.filesSealed, m.feedbackFiles, m.recordsResult, m.fenResult,
 		m.intakeBatches, m.intakeRecords, m.webhookAttempts, m.channelUp, m.ops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
