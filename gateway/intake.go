@@ -760,16 +760,20 @@ func (in *intake) checkReissue() {
 	}
 }
 
+// hashRecord adds a record to the content hash: seq, 0, amount, then each
+// field as hashString writes it, in one Write (the same bytes, so the same
+// hash as ever: a resubmission compares with hashes stored long ago).
 func (in *intake) hashRecord(r *validate.Record) {
-	in.buf = strconv.AppendInt(in.buf[:0], int64(r.Seq), 10)
-	in.buf = append(in.buf, 0)
-	in.buf = strconv.AppendInt(in.buf, r.AmountFen, 10)
-	in.hash.Write(in.buf)
-	in.hashString(r.Name)
-	in.hashString(r.IDNumber)
-	in.hashString(r.Account)
-	in.hashString(r.AccountKind)
-	in.hashString(r.Remark)
+	b := strconv.AppendInt(in.buf[:0], int64(r.Seq), 10)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, r.AmountFen, 10)
+	for _, s := range [...]string{r.Name, r.IDNumber, r.Account, r.AccountKind, r.Remark} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
+	}
+	in.hash.Write(b)
+	clear(b) // personal data
+	in.buf = b
 }
 
 // finish runs the batch-level checks and commits, or refuses.
