@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/emmansun/gmsm/sm3"
 
@@ -603,9 +604,15 @@ type sealer struct {
 	batchID, subsidy, period string
 	reissue                  []int
 	buf                      []byte
+	// arena holds the chunk's ciphertexts and indexes: the records point
+	// into it (a few allocations a chunk instead of seven a record). A new
+	// arena is taken for every chunk: the writer may still hold the last.
+	arena []byte
+	dd    hash.Hash // SM3 for the dedupe keys
 }
 
 func (sl *sealer) seal(dst []spool.Record, recs []validate.Record) ([]spool.Record, error) {
+	sl.arena = make([]byte, 0, len(recs)*sealedRecordBytes)
 	for i := range recs {
 		rec, err := sl.one(&recs[i])
 		if err != nil {
@@ -653,21 +660,55 @@ func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
 		out.ReissueOfSeq = ro[r.Seq-1]
 	}
 	var err error
-	if out.NameEnc, err = fc.EncryptTo(nil, []byte(r.Name), sl.aad("name", r.Seq)); err != nil {
+	if out.NameEnc, err = sl.encrypt(r.Name, "name", r.Seq); err != nil {
 		return out, err
 	}
-	if out.IDEnc, err = fc.EncryptTo(nil, []byte(r.IDNumber), sl.aad("id_number", r.Seq)); err != nil {
+	if out.IDEnc, err = sl.encrypt(r.IDNumber, "id_number", r.Seq); err != nil {
 		return out, err
 	}
-	if out.AccountEnc, err = fc.EncryptTo(nil, []byte(r.Account), sl.aad("account", r.Seq)); err != nil {
+	if out.AccountEnc, err = sl.encrypt(r.Account, "account", r.Seq); err != nil {
 		return out, err
 	}
-	idx := fc.BlindIndexTo(make([]byte, 0, 64), domainID, r.IDNumber)
-	out.IDIndex = idx[:indexLen:indexLen]
-	acc := fc.BlindIndexTo(idx[indexLen:indexLen], domainAccount, r.Account)
-	out.AccountIndex = acc[:indexLen:indexLen]
-	out.DedupeKey = DedupeKey(out.IDIndex, sl.subsidy, sl.period)
+	idx := fc.BlindIndexTo(sl.room(64), domainID, r.IDNumber)
+	out.IDIndex = sl.keep(idx[:indexLen])
+	acc := fc.BlindIndexTo(sl.room(64), domainAccount, r.Account)
+	out.AccountIndex = sl.keep(acc[:indexLen])
+	if sl.dd == nil {
+		sl.dd = sm3.New()
+	}
+	out.DedupeKey = sl.keep(dedupeKeyTo(sl.dd, sl.room(sm3.Size), out.IDIndex, sl.subsidy, sl.period))
 	return out, nil
+}
+
+// sealedRecordBytes is about what one record takes in the arena: three
+// ciphertexts (field + key id, nonce and tag) and three 16-byte indexes.
+const sealedRecordBytes = 256
+
+// room returns an empty slice of the arena with room for n bytes (a new
+// arena when the chunk's fields were longer than estimated).
+func (sl *sealer) room(n int) []byte {
+	if cap(sl.arena)-len(sl.arena) < n {
+		sl.arena = make([]byte, 0, max(n, 64<<10))
+	}
+	return sl.arena[len(sl.arena):len(sl.arena)]
+}
+
+// keep takes b, which was built in room's slice, into the arena.
+func (sl *sealer) keep(b []byte) []byte {
+	sl.arena = sl.arena[:len(sl.arena)+len(b)]
+	return b[:len(b):len(b)]
+}
+
+func (sl *sealer) encrypt(plain, field string, seq int) ([]byte, error) {
+	// The cipher only reads the plaintext: view the string without a copy.
+	ct, err := sl.fc.EncryptTo(sl.room(len(plain)+128), unsafe.Slice(unsafe.StringData(plain), len(plain)), sl.aad(field, seq))
+	if err != nil {
+		return nil, err
+	}
+	if unsafe.SliceData(ct) != unsafe.SliceData(sl.arena[len(sl.arena):cap(sl.arena)]) {
+		return ct, nil // the cipher needed more than 128 bytes of overhead (never with our keyring): its own slice
+	}
+	return sl.keep(ct), nil
 }
 
 // FieldAAD is the additional data binding a personal field's ciphertext to its
@@ -688,13 +729,21 @@ func (sl *sealer) aad(field string, seq int) []byte {
 // DedupeKey identifies (person, subsidy, period) for money rule 4; it is
 // derived from the keyed ID index, so it is itself keyed.
 func DedupeKey(idIndex []byte, subsidy, period string) []byte {
-	h := sm3.New()
+	return dedupeKeyTo(sm3.New(), nil, idIndex, subsidy, period)
+}
+
+var zeroByte [1]byte
+
+// dedupeKeyTo is DedupeKey with h (reset here) appending to dst.
+func dedupeKeyTo(h hash.Hash, dst, idIndex []byte, subsidy, period string) []byte {
+	h.Reset()
 	h.Write(idIndex)
-	h.Write([]byte{0})
-	h.Write([]byte(subsidy))
-	h.Write([]byte{0})
-	h.Write([]byte(period))
-	return h.Sum(nil)[:indexLen]
+	h.Write(zeroByte[:])
+	h.Write(unsafe.Slice(unsafe.StringData(subsidy), len(subsidy))) // read only: no copy
+	h.Write(zeroByte[:])
+	h.Write(unsafe.Slice(unsafe.StringData(period), len(period)))
+	n := len(dst)
+	return h.Sum(dst)[: n+indexLen : n+indexLen][n:]
 }
 
 func (in *intake) hashString(s string) {
