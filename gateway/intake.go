@@ -191,7 +191,7 @@ func (in *intake) run(body io.Reader, ndjson bool) (SubmitResult, error) {
 	dec.DisallowUnknownFields()
 	var err error
 	if ndjson {
-		err = in.readNDJSON(dec)
+		err = in.readNDJSON(dec, tr)
 	} else {
 		err = in.readJSON(dec)
 	}
@@ -321,8 +321,10 @@ func (in *intake) recordArray(dec *json.Decoder) error {
 	return expectDelim(dec, ']')
 }
 
-// readNDJSON: a header object, then one record object a line.
-func (in *intake) readNDJSON(dec *json.Decoder) error {
+// readNDJSON: a header object, then one record object a line (records may
+// be separated by any JSON whitespace). The header is decoded by dec, the
+// records by walkRecords.
+func (in *intake) readNDJSON(dec *json.Decoder, body io.Reader) error {
 	if err := dec.Decode(&in.h); err != nil {
 		if err == io.EOF {
 			return io.ErrUnexpectedEOF
@@ -330,17 +332,13 @@ func (in *intake) readNDJSON(dec *json.Decoder) error {
 		return err
 	}
 	in.startRecords()
-	for {
-		if !dec.More() {
-			if _, err := dec.Token(); err != io.EOF {
-				return fmt.Errorf("%w: stray data", errSyntax)
-			}
-			return nil
-		}
-		if err := in.record(dec); err != nil {
+	return walkRecords(dec, body, func(rj *recordJSON, err error) error {
+		in.nrec++
+		if err != nil {
 			return err
 		}
-	}
+		return in.checkRecord(rj)
+	})
 }
 
 func expectDelim(dec *json.Decoder, d json.Delim) error {
@@ -473,13 +471,19 @@ func (in *intake) startRecords() {
 	in.startWriter()
 }
 
-// record decodes, validates, hashes and (while the batch is clean) stages one record.
+// record decodes one record and checks it (checkRecord).
 func (in *intake) record(dec *json.Decoder) error {
 	in.nrec++
 	var rj recordJSON
 	if err := dec.Decode(&rj); err != nil {
 		return err
 	}
+	return in.checkRecord(&rj)
+}
+
+// checkRecord validates, hashes and (while the batch is clean) stages one
+// decoded record, the in.nrec-th. rj is not kept.
+func (in *intake) checkRecord(rj *recordJSON) error {
 	if in.nrec > in.g.cfg.Intake.MaxRecords {
 		if in.nrec == in.g.cfg.Intake.MaxRecords+1 {
 			in.fail("records", "total_count.too_many", "超过单批笔数上限 (more records than allowed)")
