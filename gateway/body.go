@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/emmansun/gmsm/sm3"
@@ -90,8 +91,9 @@ func newBodyName() string {
 }
 
 // bodyBuilder renders the detail lines of one batch's files at intake. It
-// runs on the sealer goroutine, sees the records in seq order and writes a
-// sealed body whenever a planned file is complete. Any surprise (a record out
+// runs as the records are checked (rendering is intake's layout check), sees
+// them in seq order and writes a sealed body whenever a planned file is
+// complete. Any surprise (a record out
 // of order, a render or write error) gives up: the batch is then delivered
 // from its records, as before bodies existed.
 type bodyBuilder struct {
@@ -128,24 +130,33 @@ func newBodyBuilder(fc FieldCipher, spoolDir, body string, p *banks.Profile, h *
 	return bb
 }
 
-// add renders one record (seq order) and seals a body when its file is complete.
-func (bb *bodyBuilder) add(r *validate.Record) {
+// render renders one validated record (seq order) into its file's body and
+// seals the body when the file is complete. It reports whether the record
+// rendered and passes the rest of format's CheckRecord (seq, blank name or
+// account, amount): then CheckRecord has nothing to report and intake skips
+// it. false says nothing either way: intake runs CheckRecord.
+func (bb *bodyBuilder) render(r *validate.Record) bool {
 	if bb == nil || bb.err != nil {
-		return
+		return false
 	}
 	if r.Seq != bb.next {
 		bb.fail(fmt.Errorf("record %d where %d was expected: records out of order", r.Seq, bb.next))
-		return
+		return false
+	}
+	if r.Seq < 1 || r.AmountFen <= 0 || strings.TrimSpace(r.Name) == "" || strings.TrimSpace(r.Account) == "" {
+		bb.fail(fmt.Errorf("record %d: not renderable", r.Seq))
+		return false
 	}
 	if err := bb.bw.Add(format.Record{Seq: r.Seq, Name: r.Name, IDNumber: r.IDNumber, Account: r.Account,
 		AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark}); err != nil {
-		bb.fail(err)
-		return
+		bb.fail(err) // a half-rendered line (XML): this body is lost; the batch is refused anyway
+		return false
 	}
 	bb.next++
 	if r.Seq == min(bb.first+bb.per-1, bb.last) {
 		bb.cut(r.Seq)
 	}
+	return true
 }
 
 func (bb *bodyBuilder) cut(last int) {

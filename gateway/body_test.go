@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +228,41 @@ func counter(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestLayoutProblemsAllReported: rendering a record into its body is the
+// layout check while the batch is clean; every layout problem is still
+// reported, with its record and field, also those after the first (when
+// there is no body to render into any more), and nothing is left behind.
+func TestLayoutProblemsAllReported(t *testing.T) {
+	ch := &scriptChannel{send: func(int) error { return nil }}
+	e, _ := dispatchEnv(t, scriptProber{ch})
+	e.g.profiles["DEMO"].MaxRecordsPerFile = 50
+	e.g.cfg.Intake.ChunkRecords = 16
+	bt := gen.Full(gen.Spec{BatchID: "BODY-LAYOUT", N: 120})
+	bt.Records[4].Remark = "a|b"                  // the DEMO file's delimiter
+	bt.Records[70].Name = strings.Repeat("张", 31) // 62 bytes in GB18030, max 60
+	bt.Records[100].Remark = "c|d"
+	r := e.post("county", bt)
+	if r.status != StatusInvalid {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	var body ErrorBody
+	r.json(t, &body)
+	got := map[string]bool{}
+	for _, is := range body.Errors {
+		got[fmt.Sprintf("%d/%s/%s", is.Seq, is.Field, is.Code)] = true
+	}
+	for _, want := range []string{"5/remark/layout.separator", "71/name/layout.too_long", "101/remark/layout.separator"} {
+		if !got[want] {
+			t.Errorf("missing %s in %v", want, got)
+		}
+	}
+	if len(body.Errors) != 3 {
+		t.Errorf("errors %+v, want exactly 3", body.Errors)
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.g.cfg.Spool.Dir, "body"))
+	if len(ents) != 0 {
+		t.Fatalf("bodies of a refused batch left behind: %v", ents)
+	}
 }

@@ -153,7 +153,7 @@ type intake struct {
 	free       chan []validate.Record
 	writerDone chan error
 	writerErr  error
-	body       *bodyBuilder // the files' detail lines, rendered on the sealer goroutine (nil: none)
+	body       *bodyBuilder // the files' detail lines, rendered as records are checked (nil: none)
 	finalized  bool
 	headerOK   bool
 	nrec       int
@@ -516,7 +516,11 @@ func (in *intake) checkRecord(rj *recordJSON) error {
 	if amountOK {
 		in.totals.Add(amount)
 	}
-	if in.bank != nil && in.issues.ErrorCount() == before {
+	// The layout check: while the batch is clean, rendering the record into
+	// its file's body is that check (a record that renders has nothing
+	// CheckRecord would report); otherwise, or when it does not render,
+	// CheckRecord lists every problem.
+	if in.bank != nil && in.issues.ErrorCount() == before && !(in.stage != nil && !in.issues.HasErrors() && in.body.render(&r)) {
 		for _, fe := range in.bank.Outbound.CheckRecord(format.Record{Seq: r.Seq, Name: r.Name, IDNumber: r.IDNumber,
 			Account: r.Account, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark}, "") {
 			in.issues.Add(validate.Issue{Seq: r.Seq, Field: fieldName(fe.Field), Code: "layout." + fe.Code, Message: fe.Message, Severity: validate.Error})
@@ -553,7 +557,7 @@ func (in *intake) startWriter() {
 	sealed := make(chan []spool.Record, 1)
 	freeSealed := make(chan []spool.Record, 2)
 	sealDone := make(chan error, 1)
-	chunks, free, done, stage, ctx, body := in.chunks, in.free, in.writerDone, in.stage, in.ctx, in.body
+	chunks, free, done, stage, ctx := in.chunks, in.free, in.writerDone, in.stage, in.ctx
 	sl := &sealer{fc: in.g.fields, batchID: in.h.BatchID, subsidy: in.h.Subsidy.Code, period: in.h.Period}
 	if ro := in.h.ReissueOf; ro != nil {
 		sl.reissue = ro.Seqs
@@ -570,9 +574,6 @@ func (in *intake) startWriter() {
 				}
 				if out, err = sl.seal(out, c); err == nil {
 					sealed <- out
-					for i := range c { // while the writer stores the chunk
-						body.add(&c[i])
-					}
 				}
 			}
 			clear(c) // personal data: drop the plaintext
