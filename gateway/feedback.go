@@ -34,10 +34,12 @@ var badReasons = map[string]bool{
 // once: it is recorded in the spool (by SM3) in the same transaction that
 // applies it, and archived at the bank only after that commit.
 //
-// The next file is fetched, opened, verified, parsed and matched while one is
-// applied (the spool has one writer; the rest is CPU on the other core). Files
-// are still applied one at a time and in order, and at most one prepared file
-// waits; preparing records nothing.
+// The next file is fetched, opened, verified, parsed, matched and its lines
+// staged in the spool (a store that can: feedbackStager) while one is applied
+// (the spool has one writer; the rest is CPU on the other core). Files are
+// still applied one at a time and in order, and at most one prepared file
+// waits; preparing records nothing. A file is archived at the bank after its
+// commit, on a goroutine of its own, while the next one applies.
 func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 	p := bank.Profile
 	log := g.log.With("bank", p.Code)
@@ -57,18 +59,47 @@ func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 			select {
 			case ready <- pf:
 			case <-ctx.Done():
+				pf.release()
 				return
+			}
+		}
+	}()
+	acks := make(chan banks.FeedbackRef, len(refs))
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		for ref := range acks {
+			hit(FPFeedbackBeforeArchive)
+			if err := bank.Channel.AckFeedback(ctx, ref); err != nil {
+				// Applied and recorded: the next poll sees the same bytes, finds
+				// them applied and archives them then.
+				log.Warn("feedback: archive at the bank failed; will retry", "file", ref.ID, "err", err)
 			}
 		}
 	}()
 	for pf := range ready {
 		if ctx.Err() != nil {
+			pf.release()
 			continue // the preparer stops; let it finish
 		}
-		if err := g.applyFetched(ctx, bank, pf); err != nil {
+		ack, err := g.applyFetched(ctx, pf)
+		if err != nil {
 			log.Error("feedback: apply", "file", pf.ref.ID, "err", err)
 		}
+		if ack {
+			acks <- pf.ref
+		}
 	}
+	close(acks)
+	<-acked
+}
+
+// feedbackStager is what a spool may also do: stage a prepared file's lines
+// ahead of ApplyFeedback (spool/sqlite: from a connection of its own, while
+// the writer applies the file before). It records and decides nothing;
+// ApplyFeedback checks that the file's lines are exactly the staged ones.
+type feedbackStager interface {
+	StageFeedback(ctx context.Context, f spool.Feedback, rows []spool.ResultRow) (release func(), err error)
 }
 
 // fetchFeedback reads one return file from the bank's channel and prepares it.
@@ -88,21 +119,26 @@ func (g *Gateway) fetchFeedback(ctx context.Context, bank *Bank, ref banks.Feedb
 	}
 	pf := g.prepareFeedback(ctx, bank, ref.ID, buf.Bytes())
 	pf.ref = ref
+	if st, ok := g.store.(feedbackStager); ok && pf.err == nil && !pf.skip && pf.refuse == "" && pf.rowsErr == nil {
+		// Not staged: ApplyFeedback stages the lines itself.
+		if release, err := st.StageFeedback(ctx, pf.f, pf.rows); err == nil {
+			pf.unstage = release
+		} else {
+			g.log.Debug("feedback: lines not staged ahead", "bank", bank.Profile.Code, "file", ref.ID, "err", err)
+		}
+	}
 	return pf
 }
 
-func (g *Gateway) applyFetched(ctx context.Context, bank *Bank, pf *preparedFeedback) error {
+// applyFetched applies a prepared file; ack says it may be archived at the
+// bank now (applied, or the same bytes applied before).
+func (g *Gateway) applyFetched(ctx context.Context, pf *preparedFeedback) (ack bool, err error) {
+	defer pf.release()
 	outcome, err := g.applyPrepared(ctx, pf)
 	if err != nil || outcome == FeedbackRefused {
-		return err // refused files stay at the bank; ops decide
+		return false, err // refused files stay at the bank; ops decide
 	}
-	hit(FPFeedbackBeforeArchive)
-	if err := bank.Channel.AckFeedback(ctx, pf.ref); err != nil {
-		// Applied and recorded: the next poll sees the same bytes, finds them
-		// applied and archives them then.
-		g.log.Warn("feedback: archive at the bank failed; will retry", "bank", bank.Profile.Code, "file", pf.ref.ID, "err", err)
-	}
-	return nil
+	return true, nil
 }
 
 // FeedbackOutcome says what became of one return file or message.
@@ -142,6 +178,15 @@ type preparedFeedback struct {
 	refuse  string // refused as it is (cannot open, verify or parse): why
 	skip    bool   // refused before with an alarm: it waits for ops
 	err     error  // nothing decided (the channel or the spool failed, or the delivery is not SENT yet)
+	unstage func() // frees the lines staged in the spool (feedbackStager), if any
+}
+
+// release frees what preparing left in the spool.
+func (pf *preparedFeedback) release() {
+	if pf.unstage != nil {
+		pf.unstage()
+		pf.unstage = nil
+	}
 }
 
 // prepareFeedback does the CPU work of one return file: SM3, open and verify,

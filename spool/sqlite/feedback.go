@@ -127,8 +127,9 @@ func (s *Store) ApplyFeedback(ctx context.Context, f spool.Feedback, produce fun
 }
 
 // feedbackCheckedHook, when set (tests), is called whenever a file is
-// checked line by line after the one-pass attempt found something wrong.
-var feedbackCheckedHook func(name string)
+// checked line by line after the one-pass attempt found something wrong;
+// feedbackStagedHook whenever the one-pass attempt reads staged lines.
+var feedbackCheckedHook, feedbackStagedHook func(name string)
 
 // feedbackDelivery is the delivery a return file answers.
 type feedbackDelivery struct {
@@ -213,6 +214,23 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 		return err
 	}
 	defer conn.Close()
+	// Lines staged beforehand (feedback_stage.go) are read from the scratch
+	// database; otherwise they are staged here, in temporary tables.
+	lines, kinds := "fbl", "fbk"
+	st := s.takeStaged(f)
+	if st != nil {
+		defer s.doneStaged(st)
+		if err := s.attachScratch(ctx, conn); err != nil {
+			st = nil
+		} else {
+			defer detachScratch(ctx, conn)
+			lines, kinds = st.tables()
+			if feedbackStagedHook != nil {
+				feedbackStagedHook(f.Name)
+			}
+		}
+	}
+	fbJoin := `(SELECT l.seq AS seq, k.paid AS paid, k.reason AS reason FROM ` + lines + ` l JOIN ` + kinds + ` k ON k.k = l.k)`
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -230,22 +248,48 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	}
 	// Stage every line. A seq given twice is left out of fbl (the
 	// line-by-line check reports it); the lines are kept in memory for that.
-	fa.kept = make([]spool.ResultRow, 0, d.count)
-	var seen seqSet
-	seen.init(d.first, d.last)
 	var paidN, failedN int
 	var paidFen int64
 	var stageErr error
+	if st != nil {
+		// Staged already: the file's lines must be exactly those.
+		// Up to the first difference fa.kept is a prefix of the staged
+		// lines, then a copy of what produce yields.
+		fa.kept = st.rows[:0:0]
+		i := 0
+		fa.perr = produce(func(r spool.ResultRow) error {
+			if !fa.slow && i < len(st.rows) && r == st.rows[i] {
+				fa.kept = st.rows[: i+1 : i+1]
+			} else {
+				fa.kept = append(fa.kept, r)
+				fa.slow = true
+			}
+			i++
+			return nil
+		})
+		if i != len(st.rows) || st.dup {
+			fa.slow = true
+		}
+		paidN, failedN, paidFen = st.paidN, st.failedN, st.paidFen
+	}
+	if st == nil {
+		fa.kept = make([]spool.ResultRow, 0, d.count)
+	}
+	var seen seqSet
+	seen.init(d.first, d.last)
 	err = conn.Raw(func(dc any) error {
+		if st != nil {
+			return nil
+		}
 		c, ok := dc.(*sqlite3.SQLiteConn)
 		if !ok {
 			return fmt.Errorf("writer connection is %T", dc)
 		}
-		st, err := newFbStager(c)
+		stg, err := newFbStager(c, "fbl", "fbk")
 		if err != nil {
 			return err
 		}
-		defer st.close()
+		defer stg.close()
 		fa.perr = produce(func(r spool.ResultRow) error {
 			fa.kept = append(fa.kept, r)
 			if !seen.add(r.Seq) {
@@ -258,7 +302,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 			} else {
 				failedN++
 			}
-			if err := st.add(r); err != nil {
+			if err := stg.add(r); err != nil {
 				stageErr = err
 				return err
 			}
@@ -267,7 +311,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 		if stageErr != nil {
 			return stageErr
 		}
-		return st.flush()
+		return stg.flush()
 	})
 	if err != nil {
 		return fail(err)
@@ -280,7 +324,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	// UNKNOWN records the file resolves (counted before they change).
 	var unknownN int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records r WHERE r.batch = ? AND r.state = 'UNKNOWN' AND r.seq BETWEEN ? AND ?
-		AND +r.seq IN (SELECT seq FROM fbl)`, d.batchPK, d.first, d.last).Scan(&unknownN); err != nil {
+		AND +r.seq IN (SELECT seq FROM `+lines+`)`, d.batchPK, d.first, d.last).Scan(&unknownN); err != nil {
 		return fail(err)
 	}
 	// Only records that pass every check move: a record of this delivery,
@@ -290,7 +334,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	// so SQLite needs no statement journal for the 50,000 rows.
 	r, err := tx.ExecContext(ctx, `UPDATE OR FAIL records SET state = CASE WHEN k.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
 		paid_fen = l.fen, reason = k.reason, bank_code = k.code, bank_message = k.msg, bank_serial = l.serial, result_at = ?
-		FROM fbl l JOIN fbk k ON k.k = l.k WHERE records.batch = ? AND records.seq = l.seq AND records.seq BETWEEN ? AND ?
+		FROM `+lines+` l JOIN `+kinds+` k ON k.k = l.k WHERE records.batch = ? AND records.seq = l.seq AND records.seq BETWEEN ? AND ?
 		  AND (records.state = 'SENT' OR records.state = 'UNKNOWN')
 		  AND ((k.paid = 1 AND l.fen = records.amount_fen) OR (k.paid = 0 AND (l.fen = 0 OR l.fen = records.amount_fen)))`,
 		now, d.batchPK, d.first, d.last)
@@ -312,7 +356,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	var failedFen int64
 	var failedMoved int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen), 0) FROM records r INDEXED BY records_state
-		WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM fb WHERE fb.seq = r.seq AND fb.paid = 0)`,
+		WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM `+fbJoin+` fb WHERE fb.seq = r.seq AND fb.paid = 0)`,
 		d.batchPK, d.first, d.last).Scan(&failedMoved, &failedFen); err != nil {
 		return fail(err)
 	}
@@ -321,7 +365,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 		return fail(nil)
 	}
 	res.Paid, res.PaidFen, res.Failed, res.FailedFen, res.Resolved = paidN, paidFen, failedN, failedFen, unknownN
-	if err := s.feedbackFinish(ctx, tx, f, now, d, res); err != nil {
+	if err := s.feedbackFinish(ctx, tx, f, now, d, res, fbJoin); err != nil {
 		return fail(err)
 	}
 	fa.kept = nil
@@ -330,7 +374,9 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 
 // feedbackFinish records an applied file: bad accounts remembered, the file
 // recorded APPLIED, the audit event, and the batch settled if it is done.
-func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback, now int64, d feedbackDelivery, res *spool.ApplyResult) error {
+// fb names the file's lines (seq, paid, reason): the temporary view or a join
+// of the staged tables.
+func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback, now int64, d feedbackDelivery, res *spool.ApplyResult, fb string) error {
 	if len(f.BadReasons) > 0 {
 		var reasons []any
 		var ph []string
@@ -342,7 +388,7 @@ func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback
 		// The file's failed records are FAILED now: records_state finds
 		// them without walking every line of fb.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO bad_accounts(account_index, reason, bank, at)
-			SELECT r.account_index, fb.reason, ?, ? FROM records r INDEXED BY records_state JOIN fb ON fb.seq = r.seq
+			SELECT r.account_index, fb.reason, ?, ? FROM records r INDEXED BY records_state JOIN `+fb+` fb ON fb.seq = r.seq
 			WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY r.seq
 			ON CONFLICT(account_index) DO UPDATE SET reason = excluded.reason, bank = excluded.bank, at = excluded.at`, args...); err != nil {
 			return err
@@ -475,7 +521,7 @@ func (s *Store) applyChecked(ctx context.Context, tx *sql.Tx, f spool.Feedback, 
 		return err
 	}
 	res.Paid, res.PaidFen, res.Failed, res.FailedFen, res.Resolved = paidN, paidFen, failedN, failedFen, unknownN
-	return s.feedbackFinish(ctx, tx, f, now, d, res)
+	return s.feedbackFinish(ctx, tx, f, now, d, res, "fb")
 }
 
 // seqSet tells seqs seen before: a bitmap over the delivery's range, a map
@@ -534,9 +580,11 @@ type fbStager struct {
 	args             []driver.NamedValue
 }
 
-func newFbStager(c *sqlite3.SQLiteConn) (*fbStager, error) {
+// newFbStager prepares the inserts into the tables lines and kinds (fbl and
+// fbk, or a slot of the scratch database).
+func newFbStager(c *sqlite3.SQLiteConn, lines, kinds string) (*fbStager, error) {
 	const row = "(?,?,?,?)"
-	q := `INSERT OR FAIL INTO fbl(seq, k, fen, serial) VALUES `
+	q := `INSERT OR FAIL INTO ` + lines + `(seq, k, fen, serial) VALUES `
 	st := &fbStager{kinds: map[fbKind]int64{}, args: make([]driver.NamedValue, 0, 4*fbStageGroup)}
 	var err error
 	if st.group, err = c.Prepare(q + row + strings.Repeat(","+row, fbStageGroup-1)); err != nil {
@@ -546,7 +594,7 @@ func newFbStager(c *sqlite3.SQLiteConn) (*fbStager, error) {
 		st.group.Close()
 		return nil, err
 	}
-	if st.kind, err = c.Prepare(`INSERT OR FAIL INTO fbk(k, paid, reason, code, msg) VALUES (?,?,?,?,?)`); err != nil {
+	if st.kind, err = c.Prepare(`INSERT OR FAIL INTO ` + kinds + `(k, paid, reason, code, msg) VALUES (?,?,?,?,?)`); err != nil {
 		st.group.Close()
 		st.one.Close()
 		return nil, err

@@ -147,8 +147,16 @@ func resultRows(d spool.Delivery) func(add func(spool.ResultRow) error) error {
 
 // BenchmarkApplyFeedback applies one return file per delivery of a SENT
 // batch (default 200,000 records in files of 50,000; YKT_BENCH_N to change)
-// until the batch settles: the spool's part of reconciliation.
+// until the batch settles: the spool's part of reconciliation. "temp" stages
+// each file's lines in the apply's transaction; "ahead" stages the next
+// file's lines (StageFeedback) on another goroutine while one applies, as
+// the gateway does.
 func BenchmarkApplyFeedback(b *testing.B) {
+	b.Run("temp", func(b *testing.B) { benchApplyFeedback(b, false) })
+	b.Run("ahead", func(b *testing.B) { benchApplyFeedback(b, true) })
+}
+
+func benchApplyFeedback(b *testing.B, ahead bool) {
 	n, perFile := 200_000, 50_000
 	if v, err := strconv.Atoi(os.Getenv("YKT_BENCH_N")); err == nil && v > 0 {
 		n = v
@@ -158,10 +166,43 @@ func BenchmarkApplyFeedback(b *testing.B) {
 		b.StopTimer()
 		s, ds := sentBatch(b, n, perFile)
 		b.StartTimer()
-		for _, d := range ds {
-			f := spool.Feedback{Bank: d.Bank, Name: "R" + d.BankBatchNo, Size: 1, SM3: []byte("sm3-" + d.BankBatchNo), BankBatchNo: d.BankBatchNo,
-				BadReasons: map[string]bool{"ACCOUNT_NOT_FOUND": true}}
-			res, err := s.ApplyFeedback(ctx, f, resultRows(d))
+		type prepared struct {
+			f       spool.Feedback
+			rows    []spool.ResultRow
+			release func()
+		}
+		prepare := func(d spool.Delivery) prepared {
+			p := prepared{f: spool.Feedback{Bank: d.Bank, Name: "R" + d.BankBatchNo, Size: 1, SM3: []byte("sm3-" + d.BankBatchNo), BankBatchNo: d.BankBatchNo,
+				BadReasons: map[string]bool{"ACCOUNT_NOT_FOUND": true}}, release: func() {}}
+			resultRows(d)(func(r spool.ResultRow) error { p.rows = append(p.rows, r); return nil })
+			if ahead {
+				var err error
+				if p.release, err = s.StageFeedback(ctx, p.f, p.rows); err != nil {
+					b.Error(err)
+				}
+			}
+			return p
+		}
+		ready := make(chan prepared, 1)
+		go func() {
+			for _, d := range ds {
+				ready <- prepare(d)
+			}
+			close(ready)
+		}()
+		j := 0
+		for p := range ready {
+			d := ds[j]
+			j++
+			res, err := s.ApplyFeedback(ctx, p.f, func(add func(spool.ResultRow) error) error {
+				for _, r := range p.rows {
+					if err := add(r); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			p.release()
 			if err != nil || len(res.Anomalies) > 0 {
 				b.Fatal(err, res.Anomalies)
 			}

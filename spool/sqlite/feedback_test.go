@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"testing"
 
@@ -48,10 +49,37 @@ func recordStates(t *testing.T, s *Store, first, last int) map[string]int {
 // TestFeedbackAnomalyInLastLine: a 50,000-line return file that is wrong in
 // its last line only applies nothing, and names the same anomalies as the
 // line-by-line check always did; the good file then applies in one pass.
+// The same with every file's lines staged ahead (StageFeedback).
 func TestFeedbackAnomalyInLastLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 50,000-record spool")
 	}
+	t.Run("temp", func(t *testing.T) { testFeedbackAnomalyInLastLine(t, false) })
+	t.Run("staged", func(t *testing.T) { testFeedbackAnomalyInLastLine(t, true) })
+}
+
+// applyFile applies rows as file f, staged ahead first when staged is set.
+func applyFile(t *testing.T, s *Store, f spool.Feedback, rows []spool.ResultRow, tail error, staged bool) (spool.ApplyResult, error) {
+	t.Helper()
+	if staged {
+		release, err := s.StageFeedback(context.Background(), f, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+	}
+	return s.ApplyFeedback(context.Background(), f, produceRows(rows, tail))
+}
+
+// usedStaged counts the files applied from staged lines.
+func usedStaged(t *testing.T) *[]string {
+	var used []string
+	feedbackStagedHook = func(name string) { used = append(used, name) }
+	t.Cleanup(func() { feedbackStagedHook = nil })
+	return &used
+}
+
+func testFeedbackAnomalyInLastLine(t *testing.T, staged bool) {
 	const n = 50_000
 	s, ds := sentBatch(t, n, n)
 	defer s.Close()
@@ -60,6 +88,7 @@ func TestFeedbackAnomalyInLastLine(t *testing.T) {
 	var checked []string
 	feedbackCheckedHook = func(name string) { checked = append(checked, name) }
 	defer func() { feedbackCheckedHook = nil }()
+	used := usedStaged(t)
 	last := func(rows []spool.ResultRow) *spool.ResultRow { return &rows[len(rows)-1] }
 	fb := func(name string) spool.Feedback {
 		return spool.Feedback{Bank: d.Bank, Name: name, Size: 1, SM3: []byte("sm3-" + name), BankBatchNo: d.BankBatchNo,
@@ -120,7 +149,7 @@ func TestFeedbackAnomalyInLastLine(t *testing.T) {
 			c.before()
 		}
 		name := fmt.Sprint("BAD", i)
-		res, err := s.ApplyFeedback(ctx, fb(name), produceRows(c.rows(), c.tail))
+		res, err := applyFile(t, s, fb(name), c.rows(), c.tail, staged)
 		if c.after != nil {
 			c.after()
 		}
@@ -163,9 +192,12 @@ func TestFeedbackAnomalyInLastLine(t *testing.T) {
 			paidFen += int64(100 + seq%7)
 		}
 	}
-	res, err := s.ApplyFeedback(ctx, fb("GOOD"), produceRows(rows, nil))
+	res, err := applyFile(t, s, fb("GOOD"), rows, nil, staged)
 	if err != nil || len(res.Anomalies) > 0 {
 		t.Fatalf("good: %+v %v", res, err)
+	}
+	if wantUsed := map[bool]int{false: 0, true: len(cases) + 1}[staged]; len(*used) != wantUsed {
+		t.Fatalf("%d files applied from staged lines, want %d", len(*used), wantUsed)
 	}
 	want := spool.ApplyResult{DeliveryID: d.ID, BatchID: "B1", Paid: paidN, PaidFen: paidFen, Failed: failedN, FailedFen: failedFen, Resolved: 2, Settled: true}
 	if !reflect.DeepEqual(res, want) {
@@ -197,5 +229,115 @@ func TestFeedbackAnomalyInLastLine(t *testing.T) {
 	res, err = s.ApplyFeedback(ctx, fb("GOOD"), func(func(spool.ResultRow) error) error { t.Fatal("produce called for a duplicate"); return nil })
 	if err != nil || !res.Duplicate {
 		t.Fatalf("again: %+v %v", res, err)
+	}
+}
+
+// TestFeedbackStagedMustMatch: lines staged ahead are only a copy. A file
+// whose lines are not exactly the staged ones applies what its produce
+// function yields (or is refused for it), never what was staged; released
+// lines are not used, and their slots are reused.
+func TestFeedbackStagedMustMatch(t *testing.T) {
+	s, ds := sentBatch(t, 300, 100)
+	defer s.Close()
+	ctx := context.Background()
+	var checked []string
+	feedbackCheckedHook = func(name string) { checked = append(checked, name) }
+	defer func() { feedbackCheckedHook = nil }()
+	used := usedStaged(t)
+	fb := func(d spool.Delivery, name string) spool.Feedback {
+		return spool.Feedback{Bank: d.Bank, Name: name, Size: 1, SM3: []byte("sm3-" + name), BankBatchNo: d.BankBatchNo}
+	}
+	stage := func(f spool.Feedback, rows []spool.ResultRow) func() {
+		t.Helper()
+		release, err := s.StageFeedback(ctx, f, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return release
+	}
+	serial := func(seq int) string {
+		var v string
+		if err := s.r.QueryRow(`SELECT bank_serial FROM records WHERE seq = ?`, seq).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	// Other lines than staged (one serial differs): the produced ones apply.
+	d := ds[0]
+	staged := fileRows(d)
+	given := fileRows(d)
+	given[10].BankSerial = "OTHER"
+	f := fb(d, "R1")
+	release := stage(f, staged)
+	if _, err := s.StageFeedback(ctx, f, staged); err == nil {
+		t.Fatal("the same file staged twice")
+	}
+	res, err := s.ApplyFeedback(ctx, f, produceRows(given, nil))
+	release()
+	if err != nil || len(res.Anomalies) > 0 || res.Paid+res.Failed != d.Count {
+		t.Fatalf("R1: %+v %v", res, err)
+	}
+	if len(checked) != 1 || serial(d.FirstSeq+10) != "OTHER" {
+		t.Fatalf("R1: checked %v, serial %q", checked, serial(d.FirstSeq+10))
+	}
+
+	// Fewer lines than staged: refused for the missing one.
+	d = ds[1]
+	rows := fileRows(d)
+	f = fb(d, "R2")
+	release = stage(f, rows)
+	res, err = s.ApplyFeedback(ctx, f, produceRows(rows[:len(rows)-1], nil))
+	release()
+	if err != nil || len(res.Anomalies) != 1 || res.Anomalies[0].Kind != "missing_results" {
+		t.Fatalf("R2: %+v %v", res, err)
+	}
+	if got := recordStates(t, s, d.FirstSeq, d.LastSeq); got["SENT"] != d.Count {
+		t.Fatalf("R2: records %v", got)
+	}
+
+	// A seq twice in the staged lines: refused, as unstaged.
+	dup := fileRows(d)
+	dup[5].Seq = dup[4].Seq
+	f = fb(d, "R3")
+	release = stage(f, dup)
+	res, err = s.ApplyFeedback(ctx, f, produceRows(dup, nil))
+	release()
+	if err != nil || len(res.Anomalies) == 0 || res.Anomalies[0].Kind != "duplicate_result" {
+		t.Fatalf("R3: %+v %v", res, err)
+	}
+
+	// Released before it applies: not used, the file stages its own lines.
+	f = fb(d, "R4")
+	stage(f, rows)()
+	n := len(*used)
+	res, err = s.ApplyFeedback(ctx, f, produceRows(rows, nil))
+	if err != nil || len(res.Anomalies) > 0 || len(*used) != n {
+		t.Fatalf("R4: %+v %v (staged lines used: %v)", res, err, len(*used) != n)
+	}
+
+	// The last delivery staged while nothing else is: one pass from the
+	// staged lines, the batch settles.
+	d = ds[2]
+	f = fb(d, "R5")
+	release = stage(f, fileRows(d))
+	res, err = s.ApplyFeedback(ctx, f, produceRows(fileRows(d), nil))
+	release()
+	if err != nil || len(res.Anomalies) > 0 || !res.Settled || (*used)[len(*used)-1] != "R5" {
+		t.Fatalf("R5: %+v %v", res, err)
+	}
+	if len(checked) != 3 {
+		t.Fatalf("checked line by line: %v", checked)
+	}
+	// Files staged one at a time use one slot; released slots are reused.
+	if s.scratch.slots != 1 || len(s.scratch.free) != 1 || len(s.scratch.staged) != 0 {
+		t.Fatalf("slots %d, free %v, staged %d", s.scratch.slots, s.scratch.free, len(s.scratch.staged))
+	}
+	path := s.scratch.path
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("scratch database left after Close: %v", err)
 	}
 }

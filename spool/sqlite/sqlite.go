@@ -40,6 +40,8 @@ type Store struct {
 
 	c          *sql.DB       // the checkpointer's connection
 	stop, done chan struct{} // checkpointer shutdown
+
+	scratch fbScratch // return files staged ahead of the writer (feedback_stage.go)
 }
 
 // checkpointEvery and checkpointAt: the checkpointer looks at the log this
@@ -279,6 +281,7 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
+	errs = append(errs, s.closeScratch())
 	return errors.Join(errs...)
 }
 
