@@ -394,8 +394,10 @@ func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO feedback_files(bank, name, size, sm3, state, delivery, bank_batch_no, at) VALUES (?,?,?,?,'APPLIED',?,?,?)`,
-		f.Bank, f.Name, f.Size, f.SM3, d.id, f.BankBatchNo, now); err != nil {
+	// What the file settled stays with it: settle sums these (batchTotals).
+	if _, err := tx.ExecContext(ctx, `INSERT INTO feedback_files(bank, name, size, sm3, state, delivery, bank_batch_no, at, paid, paid_fen, failed, failed_fen)
+		VALUES (?,?,?,?,'APPLIED',?,?,?,?,?,?,?)`,
+		f.Bank, f.Name, f.Size, f.SM3, d.id, f.BankBatchNo, now, res.Paid, res.PaidFen, res.Failed, res.FailedFen); err != nil {
 		return err
 	}
 	if err := s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "feedback.applied", Subject: f.Name,
@@ -704,11 +706,84 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, batchPK int64, batchID s
 	if err := s.enqueueSettled(ctx, tx, batchPK, batchID); err != nil { // webhook events, same transaction (outbox.go)
 		return false, err
 	}
-	var paidN, failedN int
-	var paidFen, failedFen int64
-	tx.QueryRowContext(ctx, `SELECT coalesce(sum(state='PAID'),0), coalesce(sum(CASE WHEN state='PAID' THEN paid_fen END),0),
-		coalesce(sum(state='FAILED'),0), coalesce(sum(CASE WHEN state='FAILED' THEN amount_fen END),0) FROM records WHERE batch = ?`, batchPK).
-		Scan(&paidN, &paidFen, &failedN, &failedFen)
+	t, err := s.batchTotals(ctx, tx, batchPK)
+	if err != nil {
+		return false, err
+	}
 	return true, s.appendAudit(ctx, tx, spool.Event{Actor: "system", Action: "batch.settled", Subject: batchID,
-		Detail: []byte(fmt.Sprintf(`{"paid":%d,"paid_fen":%d,"failed":%d,"failed_fen":%d}`, paidN, paidFen, failedN, failedFen))})
+		Detail: []byte(fmt.Sprintf(`{"paid":%d,"paid_fen":%d,"failed":%d,"failed_fen":%d}`, t.paid, t.paidFen, t.failed, t.failedFen))})
+}
+
+// resultTotals are a batch's PAID and FAILED records: how many, and the fen
+// (paid_fen of the PAID ones, amount_fen of the FAILED ones).
+type resultTotals struct {
+	paid, failed       int
+	paidFen, failedFen int64
+}
+
+// scanTotals reads every record of the batch.
+func scanTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (resultTotals, error) {
+	var t resultTotals
+	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(state='PAID'),0), coalesce(sum(CASE WHEN state='PAID' THEN paid_fen END),0),
+		coalesce(sum(state='FAILED'),0), coalesce(sum(CASE WHEN state='FAILED' THEN amount_fen END),0) FROM records WHERE batch = ?`, batchPK).
+		Scan(&t.paid, &t.paidFen, &t.failed, &t.failedFen)
+	return t, err
+}
+
+// batchTotals is what scanTotals says, without reading the batch's PAID
+// records. The sums kept with the batch's applied files (records become PAID
+// or FAILED only by a file covering its whole delivery, and stay so) must
+// agree with what the records that are not PAID say (few: records_state
+// finds them) and the batch's control totals: PAID ones are all the others,
+// each paid its amount. If they ever disagree the scan answers, and an alarm
+// says so.
+func (s *Store) batchTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (resultTotals, error) {
+	var kept resultTotals
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(f.paid),0), coalesce(sum(f.paid_fen),0), coalesce(sum(f.failed),0), coalesce(sum(f.failed_fen),0)
+		FROM deliveries d JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE d.batch = ?`, batchPK).
+		Scan(&kept.paid, &kept.paidFen, &kept.failed, &kept.failedFen); err != nil {
+		return kept, err
+	}
+	var count int
+	var total int64
+	if err := tx.QueryRowContext(ctx, `SELECT total_count, total_fen FROM batches WHERE id = ?`, batchPK).Scan(&count, &total); err != nil {
+		return kept, err
+	}
+	// Two ranges of records_state around 'PAID'.
+	rows, err := tx.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(amount_fen),0) FROM records INDEXED BY records_state WHERE batch = ?1 AND state < 'PAID' GROUP BY state
+		UNION ALL SELECT state, count(*), coalesce(sum(amount_fen),0) FROM records INDEXED BY records_state WHERE batch = ?1 AND state > 'PAID' GROUP BY state`, batchPK)
+	if err != nil {
+		return kept, err
+	}
+	derived := resultTotals{paid: count, paidFen: total}
+	for rows.Next() {
+		var state string
+		var n int
+		var fen int64
+		if err := rows.Scan(&state, &n, &fen); err != nil {
+			rows.Close()
+			return kept, err
+		}
+		derived.paid -= n
+		derived.paidFen -= fen
+		if state == string(spool.RecordFailed) {
+			derived.failed, derived.failedFen = n, fen
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return kept, err
+	}
+	if kept == derived {
+		return kept, nil
+	}
+	scanned, err := scanTotals(ctx, tx, batchPK)
+	if err != nil {
+		return scanned, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO alarms(at, kind, bank, batch_id, delivery, detail) SELECT ?, 'settle_totals', bank, batch_id, 0, ? FROM batches WHERE id = ?`,
+		s.now().UnixNano(), fmt.Sprintf("applied files say %+v, control totals and unpaid records %+v, records %+v", kept, derived, scanned), batchPK); err != nil {
+		return scanned, err
+	}
+	return scanned, nil
 }

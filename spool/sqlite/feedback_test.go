@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"yktgw/spool"
 )
@@ -339,5 +341,228 @@ func TestFeedbackStagedMustMatch(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("scratch database left after Close: %v", err)
+	}
+}
+
+// checkTotals: for every visible batch, the sums kept with its applied files
+// and the ones batchTotals answers equal a scan of its records, and
+// batchTotals raised no alarm.
+func checkTotals(t *testing.T, s *Store, step string) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.Query(`SELECT id, batch_id FROM batches WHERE state <> 'STAGING'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type b struct {
+		pk int64
+		id string
+	}
+	var bs []b
+	for rows.Next() {
+		var x b
+		rows.Scan(&x.pk, &x.id)
+		bs = append(bs, x)
+	}
+	rows.Close()
+	for _, x := range bs {
+		scanned, err := scanTotals(ctx, tx, x.pk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept resultTotals
+		if err := tx.QueryRow(`SELECT coalesce(sum(f.paid),0), coalesce(sum(f.paid_fen),0), coalesce(sum(f.failed),0), coalesce(sum(f.failed_fen),0)
+			FROM deliveries d JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE d.batch = ?`, x.pk).
+			Scan(&kept.paid, &kept.paidFen, &kept.failed, &kept.failedFen); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.batchTotals(ctx, tx, x.pk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept != scanned || got != scanned {
+			t.Fatalf("%s: batch %s: files say %+v, batchTotals %+v, records %+v", step, x.id, kept, got, scanned)
+		}
+	}
+	var alarms int
+	tx.QueryRow(`SELECT count(*) FROM alarms WHERE kind = 'settle_totals'`).Scan(&alarms)
+	if alarms != 0 {
+		t.Fatalf("%s: %d settle_totals alarms", step, alarms)
+	}
+}
+
+// TestSettleTotalsEqualScan: the sums settle uses instead of reading every
+// record equal a scan of the records after every kind of change: results
+// applied in one pass, from staged lines and line by line, refused and
+// duplicate files, records gone UNKNOWN and then resolved, a failed line
+// with no amount, a cancelled batch, a reissue; and the batch.settled audit
+// event says what the scan says. If they disagree, the scan answers.
+func TestSettleTotalsEqualScan(t *testing.T) {
+	s, ds := sentBatch(t, 600, 100)
+	defer s.Close()
+	ctx := context.Background()
+	fb := func(d spool.Delivery, name string) spool.Feedback {
+		return spool.Feedback{Bank: d.Bank, Name: name, Size: 1, SM3: []byte("sm3-" + name), BankBatchNo: d.BankBatchNo,
+			BadReasons: map[string]bool{"ACCOUNT_NOT_FOUND": true}}
+	}
+	apply := func(f spool.Feedback, rows []spool.ResultRow, staged bool) spool.ApplyResult {
+		t.Helper()
+		res, err := applyFile(t, s, f, rows, nil, staged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	checkTotals(t, s, "sent")
+
+	if res := apply(fb(ds[0], "F0"), fileRows(ds[0]), false); res.Paid+res.Failed != ds[0].Count {
+		t.Fatalf("F0: %+v", res)
+	}
+	checkTotals(t, s, "one pass")
+	if res := apply(fb(ds[1], "F1"), fileRows(ds[1]), true); res.Paid+res.Failed != ds[1].Count {
+		t.Fatalf("F1: %+v", res)
+	}
+	checkTotals(t, s, "staged")
+
+	bad := fileRows(ds[2])
+	bad[3].AmountFen++
+	if res := apply(fb(ds[2], "F2-bad"), bad, false); len(res.Anomalies) == 0 {
+		t.Fatalf("F2-bad applied: %+v", res)
+	}
+	checkTotals(t, s, "refused")
+	// Staged lines that differ from the file's: checked line by line, applied.
+	other := fileRows(ds[2])
+	other[7].BankSerial = "X"
+	release, err := s.StageFeedback(ctx, fb(ds[2], "F2"), fileRows(ds[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.ApplyFeedback(ctx, fb(ds[2], "F2"), produceRows(other, nil))
+	release()
+	if err != nil || res.Paid+res.Failed != ds[2].Count {
+		t.Fatalf("F2: %+v %v", res, err)
+	}
+	checkTotals(t, s, "line by line")
+	again := fb(ds[0], "F0-again")
+	again.SM3 = fb(ds[0], "F0").SM3
+	if res := apply(again, fileRows(ds[0]), false); !res.Duplicate {
+		t.Fatalf("F0-again: %+v", res)
+	}
+	checkTotals(t, s, "duplicate")
+	// Other bytes for a delivery already applied: refused.
+	if res := apply(fb(ds[0], "F0-other"), fileRows(ds[0]), true); len(res.Anomalies) == 0 {
+		t.Fatalf("F0-other: %+v", res)
+	}
+	checkTotals(t, s, "applied twice")
+
+	// Overdue: records UNKNOWN, then the bank's file resolves them.
+	if _, err := s.w.Exec(`UPDATE deliveries SET deadline_at = 1 WHERE id = ?`, ds[3].ID); err != nil {
+		t.Fatal(err)
+	}
+	if od, err := s.ExpireOverdue(ctx, time.Now()); err != nil || len(od) != 1 {
+		t.Fatalf("expire: %v %v", od, err)
+	}
+	checkTotals(t, s, "unknown")
+	if res := apply(fb(ds[3], "F3"), fileRows(ds[3]), true); res.Resolved != ds[3].Count {
+		t.Fatalf("F3: %+v", res)
+	}
+	checkTotals(t, s, "resolved")
+	zero := fileRows(ds[4])
+	for i := range zero {
+		if !zero[i].Paid {
+			zero[i].AmountFen = 0
+		}
+	}
+	apply(fb(ds[4], "F4"), zero, false)
+	checkTotals(t, s, "failed with no amount")
+
+	// Another batch, cancelled before sending.
+	b2 := &spool.Batch{BatchID: "B2", Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-10"}
+	stg, err := s.BeginBatch(ctx, b2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []spool.Record{{Seq: 1, NameEnc: []byte("n"), IDEnc: []byte("i"), AccountEnc: []byte("a"), IDIndex: []byte("ii"),
+		AccountIndex: []byte("ai"), DedupeKey: []byte("dedupe-b2-1"), AccountKind: "card", AmountFen: 500}}
+	if err := stg.Add(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	b2.TotalCount, b2.TotalFen = 1, 500
+	if r, err := stg.Finalize(ctx, b2, "test", nil); err != nil || len(r.Conflicts) > 0 {
+		t.Fatal(err, r.Conflicts)
+	}
+	if err := s.TransitionBatch(ctx, "B2", spool.BatchReceived, spool.BatchCancelled, spool.Event{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	checkTotals(t, s, "cancelled")
+
+	// The last file settles B1: the audit event says what the scan says.
+	res = apply(fb(ds[5], "F5"), fileRows(ds[5]), true)
+	if !res.Settled {
+		t.Fatalf("F5: %+v", res)
+	}
+	checkTotals(t, s, "settled")
+	var detail string
+	if err := s.r.QueryRow(`SELECT detail FROM audit WHERE action = 'batch.settled' AND subject = 'B1'`).Scan(&detail); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := s.r.Begin()
+	scanned, _ := scanTotals(ctx, tx, 1)
+	tx.Rollback()
+	if want := fmt.Sprintf(`{"paid":%d,"paid_fen":%d,"failed":%d,"failed_fen":%d}`, scanned.paid, scanned.paidFen, scanned.failed, scanned.failedFen); detail != want {
+		t.Fatalf("batch.settled says %s, the records %s", detail, want)
+	}
+
+	// A reissue of one of B1's failed records in a batch of its own.
+	orig := spool.Record{Seq: 1, NameEnc: []byte("n"), IDEnc: []byte("i"), AccountEnc: []byte("a"), AccountKind: "card", ReissueOfSeq: 37}
+	if err := s.r.QueryRow(`SELECT id_index, account_index, dedupe_key, amount_fen FROM records WHERE batch = 1 AND seq = 37 AND state = 'FAILED'`).
+		Scan(&orig.IDIndex, &orig.AccountIndex, &orig.DedupeKey, &orig.AmountFen); err != nil {
+		t.Fatal(err)
+	}
+	b3 := &spool.Batch{BatchID: "B3", Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11", ReissueOf: "B1"}
+	if stg, err = s.BeginBatch(ctx, b3); err != nil {
+		t.Fatal(err)
+	}
+	if err := stg.Add(ctx, []spool.Record{orig}); err != nil {
+		t.Fatal(err)
+	}
+	b3.TotalCount, b3.TotalFen = 1, orig.AmountFen
+	if r, err := stg.Finalize(ctx, b3, "test", nil); err != nil || len(r.Conflicts) > 0 {
+		t.Fatal(err, r.Conflicts)
+	}
+	checkTotals(t, s, "reissued")
+
+	// Files applied before version 11: the migration's UPDATE gives them
+	// the same sums.
+	body, err := migrations.ReadFile("migrations/0011_feedback_totals.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := string(body)[strings.Index(string(body), "UPDATE feedback_files"):]
+	fill = fill[:strings.Index(fill, ";")]
+	if _, err := s.w.Exec(`UPDATE feedback_files SET paid = 0, paid_fen = 0, failed = 0, failed_fen = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(fill); err != nil {
+		t.Fatal(err)
+	}
+	checkTotals(t, s, "migrated")
+
+	// Sums that disagree with the records: the scan answers, with an alarm.
+	if _, err := s.w.Exec(`UPDATE feedback_files SET paid = paid + 1 WHERE name = 'F5'`); err != nil {
+		t.Fatal(err)
+	}
+	tx2, _ := s.w.Begin()
+	got, err := s.batchTotals(ctx, tx2, 1)
+	var alarms int
+	tx2.QueryRow(`SELECT count(*) FROM alarms WHERE kind = 'settle_totals'`).Scan(&alarms)
+	tx2.Rollback()
+	if err != nil || got != scanned || alarms != 1 {
+		t.Fatalf("after tampering: %+v %v (scan %+v), %d alarms", got, err, scanned, alarms)
 	}
 }
