@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -99,7 +101,7 @@ func newRecordStream(r io.Reader, size, max int) *recordStream {
 // clear wipes the buffers: they held names, ID and account numbers.
 func (s *recordStream) clear() {
 	clear(s.buf)
-	clear(s.scratch)
+	clear(s.scratch[:cap(s.scratch)])
 }
 
 // fill reads more of the body, keeping buf[pos:end] (moved to the front, the
@@ -271,15 +273,16 @@ func recordKey(k []byte) int {
 // decodeRecordFast decodes the object at the start of v (v[0] is '{') into
 // rj when it has the plain shape of a record: a flat object, each key one of
 // recordJSON's in its exact spelling and at most once, seq and amount_fen
-// JSON numbers, the other values strings without escapes or control
-// characters, in valid UTF-8. Then the result is what encoding/json gives
-// (the RawMessages point into v) and n is the length of the object. n is
-// fastMore when v ends before the object does (read more and call again),
-// fastDecline for anything else; rj is then in any state: the caller resets
-// it and asks encoding/json. The string fields share one allocation;
-// scratch is reused between records.
+// JSON numbers, the other values JSON strings. Then the result is what
+// encoding/json gives (the RawMessages point into v) and n is the length of
+// the object. n is fastMore when v ends before the object does (read more
+// and call again), fastDecline for anything else; rj is then in any state:
+// the caller resets it and asks encoding/json. The string fields share one
+// allocation; scratch is reused between records.
 func decodeRecordFast(v []byte, rj *recordJSON, scratch *[]byte) (n int) {
-	var spans [fRemark + 1][2]int // string fields: start, end in v
+	var spans [fRemark + 1][2]int // string fields: start, end in b
+	b := (*scratch)[:0]
+	defer func() { *scratch = b }()
 	seen := 0
 	if len(v) < 1 || v[0] != '{' {
 		return fastDecline
@@ -339,25 +342,11 @@ func decodeRecordFast(v []byte, rj *recordJSON, scratch *[]byte) (n int) {
 			if v[i] != '"' {
 				return fastDecline
 			}
-			j = i + 1
-			ascii := true
-			for ; j < len(v); j++ {
-				c := v[j]
-				if c == '"' || c == '\\' || c < 0x20 {
-					break
-				}
-				if c >= utf8.RuneSelf {
-					ascii = false
-				}
+			start := len(b)
+			if b, j = appendString(b, v, i); j <= 0 {
+				return j
 			}
-			if j >= len(v) {
-				return fastMore
-			}
-			if v[j] != '"' || !ascii && !utf8.Valid(v[i+1:j]) {
-				return fastDecline // escapes, control characters, invalid UTF-8
-			}
-			spans[f] = [2]int{i + 1, j}
-			j++
+			spans[f] = [2]int{start, len(b)}
 		}
 		i = skipSpace(v, j)
 		if i >= len(v) {
@@ -372,29 +361,119 @@ func decodeRecordFast(v []byte, rj *recordJSON, scratch *[]byte) (n int) {
 		}
 		i = skipSpace(v, i+1)
 	}
-	total := 0
-	for _, sp := range spans {
-		total += sp[1] - sp[0]
-	}
-	if total == 0 {
+	if len(b) == 0 {
 		return n
 	}
-	b := (*scratch)[:0]
-	for _, sp := range spans {
-		b = append(b, v[sp[0]:sp[1]]...)
-	}
-	*scratch = b
 	all := string(b)
 	dst := [fRemark + 1]*string{fName: &rj.Name, fIDNumber: &rj.IDNumber, fAccount: &rj.Account,
 		fAccountKind: &rj.AccountKind, fRemark: &rj.Remark}
-	at := 0
 	for f, sp := range spans {
-		if l := sp[1] - sp[0]; l > 0 {
-			*dst[f] = all[at : at+l]
-			at += l
+		if sp[1] > sp[0] {
+			*dst[f] = all[sp[0]:sp[1]]
 		}
 	}
 	return n
+}
+
+// appendString appends the JSON string at v[i] (its opening quote) to b as
+// encoding/json decodes it: escapes resolved (a \u surrogate without its
+// pair, and every byte of invalid UTF-8, become U+FFFD). It returns the
+// index after the closing quote, fastMore when v ends first, fastDecline
+// when the string is not valid JSON (control characters, bad escapes).
+func appendString(b, v []byte, i int) ([]byte, int) {
+	j := i + 1
+	for {
+		k := j
+		for k < len(v) && v[k] >= 0x20 && v[k] < utf8.RuneSelf && v[k] != '"' && v[k] != '\\' {
+			k++
+		}
+		b = append(b, v[j:k]...)
+		j = k
+		if j >= len(v) {
+			return b, fastMore
+		}
+		switch c := v[j]; {
+		case c == '"':
+			return b, j + 1
+		case c < 0x20:
+			return b, fastDecline
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(v[j:])
+			if r == utf8.RuneError && size == 1 && !utf8.FullRune(v[j:]) {
+				return b, fastMore
+			}
+			b = utf8.AppendRune(b, r)
+			j += size
+		default: // backslash
+			if j+1 >= len(v) {
+				return b, fastMore
+			}
+			switch v[j+1] {
+			case '"', '\\', '/':
+				b = append(b, v[j+1])
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				if j+6 > len(v) {
+					return b, fastMore
+				}
+				r := hex4(v[j+2 : j+6])
+				if r < 0 {
+					return b, fastDecline
+				}
+				j += 6
+				if utf16.IsSurrogate(r) {
+					// encoding/json takes a \uXXXX right after as the pair's
+					// other half, if it is one.
+					if j+6 > len(v) {
+						return b, fastMore
+					}
+					r2 := rune(-1)
+					if v[j] == '\\' && v[j+1] == 'u' {
+						r2 = hex4(v[j+2 : j+6])
+					}
+					if d := utf16.DecodeRune(r, r2); d != unicode.ReplacementChar {
+						r = d
+						j += 6
+					} else {
+						r = unicode.ReplacementChar
+					}
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			default:
+				return b, fastDecline
+			}
+			j += 2
+		}
+	}
+}
+
+// hex4 is the value of four hex digits, -1 when they are not.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
 }
 
 // Results of decodeRecordFast besides a length.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"yktgw/internal/gen"
 )
@@ -225,6 +227,51 @@ func TestDecodeRecordFastTakesGenerated(t *testing.T) {
 	}
 }
 
+// asciiJSON writes every non-ASCII rune of NDJSON lines as \uXXXX (with
+// surrogate pairs beyond the BMP), as Python's json.dumps does by default.
+func asciiJSON(b []byte) []byte {
+	var out []byte
+	for _, r := range string(b) {
+		switch {
+		case r < utf8.RuneSelf:
+			out = append(out, byte(r))
+		case r > 0xffff:
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04X`, r1, r2)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+	}
+	return out
+}
+
+func TestDecodeRecordFastTakesEscapes(t *testing.T) {
+	var scratch []byte
+	for _, c := range []struct{ in, name string }{
+		{`{"name":"\u5f20\u4E09"}`, "张三"},
+		{`{"name":"\ud840\udc00\u00b7"}`, "\U00020000·"},
+		{`{"name":"\ud840x\udc00\ud840\u0041"}`, "\ufffdx\ufffd\ufffdA"},
+		{`{"name":"\"\\\/\b\f\n\r\t\u0000"}`, "\"\\/\b\f\n\r\t\x00"},
+		{"{\"name\":\"a\xffb\xe4\xb8\"}", "a\ufffdb\ufffd\ufffd"},
+	} {
+		var rj recordJSON
+		var want recordJSON
+		err := json.Unmarshal([]byte(c.in), &want)
+		if n := decodeRecordFast([]byte(c.in), &rj, &scratch); n != len(c.in) || rj.Name != c.name || want.Name != c.name || err != nil {
+			t.Fatalf("%s: %d %q, want %q (encoding/json %q %v)", c.in, n, rj.Name, c.name, want.Name, err)
+		}
+	}
+	esc := asciiJSON(genLines(t, 100))
+	checkWalk(t, esc)
+	for line := range bytes.Lines(esc) {
+		line = bytes.TrimSpace(line)
+		var rj recordJSON
+		if decodeRecordFast(line, &rj, &scratch) != len(line) {
+			t.Fatalf("declined %s", line)
+		}
+	}
+}
+
 func TestWalkRecordsTooLarge(t *testing.T) {
 	big := `{"seq":1,"remark":"` + strings.Repeat("x", 300) + `"}`
 	o := walk([]byte(`{"seq":1}`+"\n"+big+"\n"), 16, 256, plain)
@@ -271,11 +318,15 @@ func TestRecordStreamCleared(t *testing.T) {
 
 func BenchmarkDecodeRecords(b *testing.B) {
 	const n = 10000
-	body := genLines(b, n)
+	plain := genLines(b, n)
+	escaped := asciiJSON(plain)
 	for _, c := range []struct {
 		name string
 		size int
-	}{{"fast", recordBufSize}, {"encoding_json", 0}} {
+		body []byte
+	}{{"fast", recordBufSize, plain}, {"encoding_json", 0, plain},
+		{"escaped/fast", recordBufSize, escaped}, {"escaped/encoding_json", 0, escaped}} {
+		body := c.body
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
