@@ -21,14 +21,22 @@ import (
 	"yktgw/spool"
 )
 
-// bodyEnv is a dispatch env whose DEMO files hold 50 records, with a batch of
-// 120 records submitted and planned (3 files: 1-50, 51-100, 101-120).
-func bodyEnv(t *testing.T, id string) (*env, *dispatcher, *spool.Batch, []spool.Delivery) {
+// bodyIntakeEnv is a dispatch env (channel: every send succeeds) whose DEMO
+// files hold 50 records, taking records in chunks of 16 (chunks end inside files).
+func bodyIntakeEnv(t *testing.T) (*env, *dispatcher) {
 	t.Helper()
 	ch := &scriptChannel{send: func(int) error { return nil }}
 	e, d := dispatchEnv(t, scriptProber{ch})
 	e.g.profiles["DEMO"].MaxRecordsPerFile = 50
-	e.g.cfg.Intake.ChunkRecords = 16 // chunks end inside files
+	e.g.cfg.Intake.ChunkRecords = 16
+	return e, d
+}
+
+// bodyEnv is a dispatch env whose DEMO files hold 50 records, with a batch of
+// 120 records submitted and planned (3 files: 1-50, 51-100, 101-120).
+func bodyEnv(t *testing.T, id string) (*env, *dispatcher, *spool.Batch, []spool.Delivery) {
+	t.Helper()
+	e, d := bodyIntakeEnv(t)
 	if r := e.post("county", gen.Full(gen.Spec{BatchID: id, N: 120})); r.status != 201 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
@@ -187,10 +195,7 @@ func TestBadBodiesStillDeliverTheRecords(t *testing.T) {
 // TestRefusedBatchLeavesNoBody: bodies written before an error further down
 // the batch are removed with the stage.
 func TestRefusedBatchLeavesNoBody(t *testing.T) {
-	ch := &scriptChannel{send: func(int) error { return nil }}
-	e, _ := dispatchEnv(t, scriptProber{ch})
-	e.g.profiles["DEMO"].MaxRecordsPerFile = 50
-	e.g.cfg.Intake.ChunkRecords = 16
+	e, _ := bodyIntakeEnv(t)
 	bt := gen.Full(gen.Spec{BatchID: "BODY-BAD", N: 120})
 	bt.Records[110].IDNumber = "110105194912310021" // bad check digit, after two files' bodies
 	if r := e.post("county", bt); r.status != StatusInvalid {
@@ -235,10 +240,7 @@ func counter(c prometheus.Counter) float64 {
 // reported, with its record and field, also those after the first (when
 // there is no body to render into any more), and nothing is left behind.
 func TestLayoutProblemsAllReported(t *testing.T) {
-	ch := &scriptChannel{send: func(int) error { return nil }}
-	e, _ := dispatchEnv(t, scriptProber{ch})
-	e.g.profiles["DEMO"].MaxRecordsPerFile = 50
-	e.g.cfg.Intake.ChunkRecords = 16
+	e, _ := bodyIntakeEnv(t)
 	bt := gen.Full(gen.Spec{BatchID: "BODY-LAYOUT", N: 120})
 	bt.Records[4].Remark = "a|b"                  // the DEMO file's delimiter
 	bt.Records[70].Name = strings.Repeat("张", 31) // 62 bytes in GB18030, max 60
