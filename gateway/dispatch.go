@@ -467,6 +467,10 @@ func (d *dispatcher) sent(ctx context.Context, dl spool.Delivery, rec banks.Rece
 	}
 	g.log.Info("delivery sent", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "file", dl.FileName, "records", dl.Count, "fen", dl.TotalFen)
 	g.metrics.deliverySent(dl.Bank)
+	// Sealing removed the file's body; a crash between the two left it.
+	if b, err := g.store.Batch(ctx, dl.BatchID); err == nil {
+		g.dropBody(b, dl)
+	}
 }
 
 func (d *dispatcher) dead(ctx context.Context, dl spool.Delivery, from spool.DeliveryState, why string) {

@@ -184,6 +184,11 @@ func (e *bankEnv) checkMoney(ids []string) {
 	if paidFen+failedFen != total {
 		e.t.Errorf("paid+failed = %d fen, batches total %d fen", paidFen+failedFen, total)
 	}
+	// Every rendered body went: with its sealed file, its sent file, or the
+	// start-up sweep (a stage the kill cut off).
+	if left, _ := filepath.Glob(filepath.Join(e.dir, "var/spool/body/*/*")); len(left) != 0 {
+		e.t.Errorf("bodies left after settling: %v", left)
+	}
 }
 
 func TestCrashPoints(t *testing.T) {
