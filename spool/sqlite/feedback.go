@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -621,7 +620,7 @@ func (st *fbStager) add(r spool.ResultRow) error {
 			paid = 1
 		}
 		args := []driver.NamedValue{{Ordinal: 1, Value: k}, {Ordinal: 2, Value: paid}, {Ordinal: 3, Value: r.Reason}, {Ordinal: 4, Value: r.BankCode}, {Ordinal: 5, Value: r.BankMessage}}
-		if err := runInsert(st.kind, args); err != nil {
+		if err := execRaw(st.kind, args); err != nil {
 			return err
 		}
 	}
@@ -636,24 +635,7 @@ func (st *fbStager) add(r spool.ResultRow) error {
 
 func (st *fbStager) exec(stmt driver.Stmt, args []driver.NamedValue) error {
 	st.args = st.args[:0]
-	return runInsert(stmt, args)
-}
-
-func runInsert(stmt driver.Stmt, args []driver.NamedValue) error {
-	rows, err := stmt.(driver.StmtQueryContext).QueryContext(context.Background(), args)
-	if err != nil {
-		return err
-	}
-	// An INSERT returns no row: Next runs it to its end (go-sqlite3 has
-	// already taken that step) and reports a failure of it.
-	if err := rows.Next(nil); err != io.EOF {
-		rows.Close()
-		if err == nil {
-			err = errors.New("INSERT returned a row")
-		}
-		return err
-	}
-	return rows.Close()
+	return execRaw(stmt, args)
 }
 
 // flush inserts what is left, a line at a time.
@@ -664,7 +646,7 @@ func (st *fbStager) flush() error {
 		for i := range row {
 			row[i].Ordinal = i + 1
 		}
-		if err := runInsert(st.one, row); err != nil {
+		if err := execRaw(st.one, row); err != nil {
 			st.args = st.args[:0]
 			return err
 		}
