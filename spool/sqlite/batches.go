@@ -462,11 +462,11 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, b *spool.Batch, reissue
 	var res spool.FinalizeResult
 	// A stage's reissues are its STAGED records (Add stages a record with
 	// reissue_of_seq > 0 as STAGED, every other one as PENDING), and
-	// records_state says at once whether there is any. Without one, the
+	// records_staged says at once whether there is any. Without one, the
 	// reissue guard and the UPDATE below can find nothing; each would still
 	// read the whole batch.
 	var reissues int
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_state WHERE batch = ? AND state = 'STAGED')`, st.id).Scan(&reissues); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM records INDEXED BY records_staged WHERE batch = ? AND state = 'STAGED')`, st.id).Scan(&reissues); err != nil {
 		return res, err
 	}
 	if reissues != 0 {
@@ -693,7 +693,7 @@ func (st *stage) reissueGuard(ctx context.Context, tx *sql.Tx, reissuePK int64, 
 		return nil
 	}
 	// Reissues leave STAGED (records_reissue_once now counts them).
-	if _, err := tx.ExecContext(ctx, `UPDATE records INDEXED BY records_state SET state = 'PENDING' WHERE batch = ? AND state = 'STAGED'`, st.id); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE records INDEXED BY records_staged SET state = 'PENDING' WHERE batch = ? AND state = 'STAGED'`, st.id); err != nil {
 		if isUnique(err) { // the reissue guard above saw no conflict, so this is a bug: refuse loudly
 			return fmt.Errorf("money rule 6 backstop fired: %w", spool.ErrConflict)
 		}

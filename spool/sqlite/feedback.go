@@ -322,7 +322,7 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	}
 	// UNKNOWN records the file resolves (counted before they change).
 	var unknownN int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records r WHERE r.batch = ? AND r.state = 'UNKNOWN' AND r.seq BETWEEN ? AND ?
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records r INDEXED BY records_unknown WHERE r.batch = ? AND r.state = 'UNKNOWN' AND r.seq BETWEEN ? AND ?
 		AND +r.seq IN (SELECT seq FROM `+lines+`)`, d.batchPK, d.first, d.last).Scan(&unknownN); err != nil {
 		return fail(err)
 	}
@@ -350,11 +350,11 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	}
 	// Money rule 7: what the file settles adds up to what we sent. The
 	// failed amounts come from the records (a failed line may say 0 fen);
-	// records_state finds this file's few FAILED records (without stats
+	// records_failed finds this file's few FAILED records (without stats
 	// the planner would walk the whole delivery).
 	var failedFen int64
 	var failedMoved int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen), 0) FROM records r INDEXED BY records_state
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(r.amount_fen), 0) FROM records r INDEXED BY records_failed
 		WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND EXISTS (SELECT 1 FROM `+fbJoin+` fb WHERE fb.seq = r.seq AND fb.paid = 0)`,
 		d.batchPK, d.first, d.last).Scan(&failedMoved, &failedFen); err != nil {
 		return fail(err)
@@ -384,10 +384,10 @@ func (s *Store) feedbackFinish(ctx context.Context, tx *sql.Tx, f spool.Feedback
 			ph = append(ph, "?")
 		}
 		args := append([]any{f.Bank, now, d.batchPK, d.first, d.last}, reasons...)
-		// The file's failed records are FAILED now: records_state finds
+		// The file's failed records are FAILED now: records_failed finds
 		// them without walking every line of fb.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO bad_accounts(account_index, reason, bank, at)
-			SELECT r.account_index, fb.reason, ?, ? FROM records r INDEXED BY records_state JOIN `+fb+` fb ON fb.seq = r.seq
+			SELECT r.account_index, fb.reason, ?, ? FROM records r INDEXED BY records_failed JOIN `+fb+` fb ON fb.seq = r.seq
 			WHERE r.batch = ? AND r.state = 'FAILED' AND r.seq BETWEEN ? AND ? AND fb.paid = 0 AND fb.reason IN (`+strings.Join(ph, ",")+`) ORDER BY r.seq
 			ON CONFLICT(account_index) DO UPDATE SET reason = excluded.reason, bank = excluded.bank, at = excluded.at`, args...); err != nil {
 			return err
@@ -674,9 +674,18 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, batchPK int64, batchID s
 	if state != string(spool.BatchSent) {
 		return false, nil
 	}
-	// Whether one is still open, not how many: the index answers at once
-	// instead of counting the batch's open records after every file.
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM records WHERE batch = ? AND state IN ('PENDING','SENT','UNKNOWN'))`, batchPK).Scan(&open); err != nil {
+	// Whether a record is still open (PENDING, SENT or UNKNOWN), asked of
+	// the deliveries: the batch is SENT, so every record was SENT; a record
+	// becomes final only by an applied return file, and a file applies to
+	// every record of its delivery or to none; so a record is open exactly
+	// when its delivery has no applied file, or it is UNKNOWN (an UNKNOWN
+	// record's delivery may have had an earlier file refused, never applied).
+	// Both are index lookups, not a walk of the batch's records after every
+	// file. batchTotals below cross-checks the outcome against the files'
+	// sums and the control totals.
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries d WHERE d.batch = ?1
+			AND NOT EXISTS (SELECT 1 FROM feedback_files f WHERE f.delivery = d.id AND f.state = 'APPLIED'))
+		OR EXISTS (SELECT 1 FROM records INDEXED BY records_unknown WHERE batch = ?1 AND state = 'UNKNOWN')`, batchPK).Scan(&open); err != nil {
 		return false, err
 	}
 	if open != 0 {
@@ -715,10 +724,12 @@ func scanTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (resultTotals, e
 // batchTotals is what scanTotals says, without reading the batch's PAID
 // records. The sums kept with the batch's applied files (records become PAID
 // or FAILED only by a file covering its whole delivery, and stay so) must
-// agree with what the records that are not PAID say (few: records_state
-// finds them) and the batch's control totals: PAID ones are all the others,
-// each paid its amount. If they ever disagree the scan answers, and an alarm
-// says so.
+// agree with what the deliveries and the FAILED records say: the PAID records
+// are the records of the deliveries with an applied file that are not
+// FAILED, each paid its amount (the deliveries carry their count and fen from
+// planning; records_failed finds the FAILED ones). Any other record left in
+// an applied delivery (a bug) counts as PAID here and not in the files' sums:
+// they disagree. If they ever disagree the scan answers, and an alarm says so.
 func (s *Store) batchTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (resultTotals, error) {
 	var kept resultTotals
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(f.paid),0), coalesce(sum(f.paid_fen),0), coalesce(sum(f.failed),0), coalesce(sum(f.failed_fen),0)
@@ -726,36 +737,18 @@ func (s *Store) batchTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (res
 		Scan(&kept.paid, &kept.paidFen, &kept.failed, &kept.failedFen); err != nil {
 		return kept, err
 	}
-	var count int
-	var total int64
-	if err := tx.QueryRowContext(ctx, `SELECT total_count, total_fen FROM batches WHERE id = ?`, batchPK).Scan(&count, &total); err != nil {
+	var applied int
+	var appliedFen int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(d.count),0), coalesce(sum(d.total_fen),0) FROM deliveries d
+		WHERE d.batch = ? AND EXISTS (SELECT 1 FROM feedback_files f WHERE f.delivery = d.id AND f.state = 'APPLIED')`, batchPK).Scan(&applied, &appliedFen); err != nil {
 		return kept, err
 	}
-	// Two ranges of records_state around 'PAID'.
-	rows, err := tx.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(amount_fen),0) FROM records INDEXED BY records_state WHERE batch = ?1 AND state < 'PAID' GROUP BY state
-		UNION ALL SELECT state, count(*), coalesce(sum(amount_fen),0) FROM records INDEXED BY records_state WHERE batch = ?1 AND state > 'PAID' GROUP BY state`, batchPK)
-	if err != nil {
+	var derived resultTotals
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount_fen),0) FROM records INDEXED BY records_failed WHERE batch = ? AND state = 'FAILED'`, batchPK).
+		Scan(&derived.failed, &derived.failedFen); err != nil {
 		return kept, err
 	}
-	derived := resultTotals{paid: count, paidFen: total}
-	for rows.Next() {
-		var state string
-		var n int
-		var fen int64
-		if err := rows.Scan(&state, &n, &fen); err != nil {
-			rows.Close()
-			return kept, err
-		}
-		derived.paid -= n
-		derived.paidFen -= fen
-		if state == string(spool.RecordFailed) {
-			derived.failed, derived.failedFen = n, fen
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return kept, err
-	}
+	derived.paid, derived.paidFen = applied-derived.failed, appliedFen-derived.failedFen
 	if kept == derived {
 		return kept, nil
 	}

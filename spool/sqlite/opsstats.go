@@ -42,13 +42,23 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 			st.Batches = append(st.Batches, spool.KeyCount{State: a, Bank: b, Count: n, Fen: fen})
 		})
 	if err == nil {
-		// Tallied per batch (one pass in the primary key's order, no join per
-		// row), then summed per bank here.
+		// Tallied per batch, then summed per bank here. A SETTLED batch's
+		// records are all PAID or FAILED and stay so: its applied return
+		// files' sums say how many and how much (settling checked them
+		// against the records, 0011); only the other batches' records are
+		// read, each batch in key order.
 		perBank := map[[2]string]*spool.KeyCount{}
 		var order [][2]string
 		err = tally(`SELECT t.state, b.bank, t.n, t.fen FROM
-			(SELECT batch, state, count(*) AS n, coalesce(sum(amount_fen),0) AS fen FROM records GROUP BY batch, state) t
-			JOIN batches b ON b.id = t.batch WHERE b.state <> 'STAGING'`, nil,
+			(SELECT batch, state, count(*) AS n, coalesce(sum(amount_fen),0) AS fen FROM records
+			  WHERE batch IN (SELECT id FROM batches WHERE state <> 'STAGING' AND state <> 'SETTLED') GROUP BY batch, state) t
+			JOIN batches b ON b.id = t.batch
+			UNION ALL
+			SELECT 'PAID', b.bank, sum(f.paid), sum(f.paid_fen) FROM batches b JOIN deliveries d ON d.batch = b.id
+			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.paid) > 0
+			UNION ALL
+			SELECT 'FAILED', b.bank, sum(f.failed), sum(f.failed_fen) FROM batches b JOIN deliveries d ON d.batch = b.id
+			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.failed) > 0`, nil,
 			func(a, b string, n, fen int64) {
 				k := [2]string{a, b}
 				c := perBank[k]

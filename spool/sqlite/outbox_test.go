@@ -164,6 +164,13 @@ func TestOpsStats(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
 	settledBatch(t, s, "OS-1", "210102", 100, 0)
+	// A second batch still PENDING: its records are read, the settled
+	// batch's come from its applied files' sums.
+	var pending []spool.Record
+	for i := 1; i <= 7; i++ {
+		pending = append(pending, spooltest.Rec(i, fmt.Sprint("q", i), fmt.Sprint("b", i), "GDZL", "2026-11", 1000))
+	}
+	spooltest.Submit(t, s, spooltest.Header("OS-2", "210102", "GDZL", "2026-11"), pending)
 	st, err := s.OpsStats(ctx, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -173,10 +180,12 @@ func TestOpsStats(t *testing.T) {
 		got[k.State+"/"+k.Bank] = k
 	}
 	// seqs 10, 20 ... 100 failed: 10 records; amounts 100+seq.
-	if got["PAID/DEMO"].Count != 90 || got["FAILED/DEMO"].Count != 10 || got["FAILED/DEMO"].Fen != 10*100+550 {
+	paidFen := int64(100*100 + 5050 - (10*100 + 550))
+	if got["PAID/DEMO"].Count != 90 || got["PAID/DEMO"].Fen != paidFen || got["FAILED/DEMO"].Count != 10 || got["FAILED/DEMO"].Fen != 10*100+550 ||
+		got["PENDING/DEMO"].Count != 7 || got["PENDING/DEMO"].Fen != 7000 || len(got) != 3 {
 		t.Fatalf("records %+v", st.Records)
 	}
-	if len(st.Batches) != 1 || st.Batches[0].State != "SETTLED" || st.Batches[0].Count != 1 {
+	if len(st.Batches) != 2 {
 		t.Fatalf("batches %+v", st.Batches)
 	}
 	if len(st.OldestUnanswered) != 0 || st.SpoolBytes <= 0 || st.Outbox[spool.OutboxPending] != 0 {
