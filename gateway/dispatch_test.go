@@ -243,3 +243,31 @@ func banksProfileWith(_ *banks.Profile, windows []string, businessDays bool) (*b
 	defer os.Remove(path)
 	return banks.LoadProfile(path)
 }
+
+// TestIntakeKicksDispatcher: a batch intake queues is planned and sent at
+// once, not at the dispatcher's next tick (an hour here).
+func TestIntakeKicksDispatcher(t *testing.T) {
+	ch := &scriptChannel{send: func(int) error { return nil }}
+	e, _ := dispatchEnv(t, scriptProber{ch})
+	e.g.cfg.Dispatcher.PollInterval = time.Hour
+	e.g.cfg.Feedback.PollInterval = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := e.g.startWorkers(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	time.Sleep(50 * time.Millisecond) // the first tick has run
+	e.queue(t, "D-KICK")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ds, err := e.store.Deliveries(context.Background(), spool.DeliveryFilter{BatchID: "D-KICK"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].State == spool.DeliverySent {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries %+v: not sent 5 s after intake with an hour's poll interval", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -36,6 +36,9 @@ type Gateway struct {
 	metrics  *metrics
 
 	calWarned sync.Map // years already warned about
+	// dispatchKick wakes the dispatcher (intake queued a batch); it holds
+	// one kick, more are dropped.
+	dispatchKick chan struct{}
 }
 
 // Deps are what a Gateway is built from.
@@ -59,7 +62,7 @@ func New(d Deps) (*Gateway, error) {
 		return nil, errors.New("gateway: config, store and field cipher required")
 	}
 	g := &Gateway{cfg: d.Config, store: d.Store, fields: d.Fields, profiles: d.Profiles, caps: d.Config.CapsFen(), log: d.Log, now: d.Now,
-		party: d.Party, banks: d.Banks, calendar: d.Calendar, metrics: newMetrics()}
+		party: d.Party, banks: d.Banks, calendar: d.Calendar, metrics: newMetrics(), dispatchKick: make(chan struct{}, 1)}
 	if g.banks == nil {
 		g.banks = map[string]*Bank{}
 	}

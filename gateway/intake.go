@@ -884,6 +884,11 @@ func (in *intake) finish() (SubmitResult, error) {
 	if err := g.store.TransitionBatch(in.ctx, b.BatchID, spool.BatchReceived, spool.BatchQueued, spool.Event{Actor: "system"}); err != nil {
 		// The batch is committed; the queue step is redone at start-up.
 		g.log.Warn("intake: queue", "batch", b.BatchID, "err", err)
+	} else {
+		select {
+		case g.dispatchKick <- struct{}{}:
+		default:
+		}
 	}
 	g.log.Info("batch accepted", "batch", b.BatchID, "tenant", b.Tenant, "bank", b.Bank, "records", b.TotalCount, "fen", b.TotalFen, "by", in.who)
 	stored, err := g.store.Batch(in.ctx, b.BatchID)

@@ -15,7 +15,8 @@ func (g *Gateway) startWorkers(ctx context.Context) *sync.WaitGroup {
 		return &wg
 	}
 	d := newDispatcher(g)
-	every := func(interval time.Duration, fn func(context.Context)) {
+	// every runs fn now, then at each tick or kick (nil: ticks only).
+	every := func(interval time.Duration, kick <-chan struct{}, fn func(context.Context)) {
 		if interval <= 0 {
 			interval = time.Second
 		}
@@ -30,11 +31,13 @@ func (g *Gateway) startWorkers(ctx context.Context) *sync.WaitGroup {
 				case <-ctx.Done():
 					return
 				case <-t.C:
+				case <-kick:
 				}
 			}
 		}()
 	}
-	every(g.cfg.Dispatcher.PollInterval, d.tick)
+	// A batch queued by intake is planned at once, not at the next tick.
+	every(g.cfg.Dispatcher.PollInterval, g.dispatchKick, d.tick)
 	wg.Add(1)
 	go func() { // sends outlive a tick: wait for them before the spool closes
 		defer wg.Done()
@@ -42,9 +45,9 @@ func (g *Gateway) startWorkers(ctx context.Context) *sync.WaitGroup {
 		d.wait()
 	}()
 	for _, b := range g.banks {
-		every(g.cfg.Feedback.PollInterval, func(ctx context.Context) { g.pollFeedback(ctx, b) })
+		every(g.cfg.Feedback.PollInterval, nil, func(ctx context.Context) { g.pollFeedback(ctx, b) })
 	}
-	every(g.cfg.Feedback.PollInterval, g.expireOverdue)
+	every(g.cfg.Feedback.PollInterval, nil, g.expireOverdue)
 	return &wg
 }
 
