@@ -23,7 +23,7 @@ import (
 
 // bodyIntakeEnv is a dispatch env (channel: every send succeeds) whose DEMO
 // files hold 50 records, taking records in chunks of 16 (chunks end inside files).
-func bodyIntakeEnv(t *testing.T) (*env, *dispatcher) {
+func bodyIntakeEnv(t testing.TB) (*env, *dispatcher) {
 	t.Helper()
 	ch := &scriptChannel{send: func(int) error { return nil }}
 	e, d := dispatchEnv(t, scriptProber{ch})
@@ -34,7 +34,7 @@ func bodyIntakeEnv(t *testing.T) (*env, *dispatcher) {
 
 // bodyEnv is a dispatch env whose DEMO files hold 50 records, with a batch of
 // 120 records submitted and planned (3 files: 1-50, 51-100, 101-120).
-func bodyEnv(t *testing.T, id string) (*env, *dispatcher, *spool.Batch, []spool.Delivery) {
+func bodyEnv(t testing.TB, id string) (*env, *dispatcher, *spool.Batch, []spool.Delivery) {
 	t.Helper()
 	e, d := bodyIntakeEnv(t)
 	if r := e.post("county", gen.Full(gen.Spec{BatchID: id, N: 120})); r.status != 201 {
@@ -267,4 +267,32 @@ func TestLayoutProblemsAllReported(t *testing.T) {
 	if len(ents) != 0 {
 		t.Fatalf("bodies of a refused batch left behind: %v", ents)
 	}
+}
+
+// FuzzBodyFile: whatever bytes lie in a body's place, the dispatcher never
+// panics and never uses them unless they are a body sealed for this file
+// (the seed corpus holds the real one, which must be used).
+func FuzzBodyFile(f *testing.F) {
+	e, _, b, ds := bodyEnv(f, "BODY-FUZZ")
+	dl := ds[0]
+	path := bodyPath(e.g.cfg.Spool.Dir, b.Body, dl.FirstSeq, dl.LastSeq)
+	real, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real)
+	f.Add([]byte(bodyMagic))
+	f.Add(append([]byte(bodyMagic), real[len(bodyMagic):len(bodyMagic)+40]...))
+	f.Add([]byte{})
+	p := e.g.profiles["DEMO"]
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var w bytes.Buffer
+		ok, _ := e.g.renderFromBody(&w, p, b, dl, fileBatch(b, dl))
+		if ok != bytes.Equal(data, real) {
+			t.Fatalf("body of %d bytes used: %v", len(data), ok)
+		}
+	})
 }

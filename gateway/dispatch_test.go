@@ -55,7 +55,7 @@ func (p scriptProber) Probe(ctx context.Context, o *banks.Outbound) (banks.Probe
 }
 
 // dispatchEnv is a gateway with a scripted channel for the DEMO bank.
-func dispatchEnv(t *testing.T, ch banks.Channel) (*env, *dispatcher) {
+func dispatchEnv(t testing.TB, ch banks.Channel) (*env, *dispatcher) {
 	t.Helper()
 	e := newEnv(t)
 	e.t = t

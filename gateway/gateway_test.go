@@ -29,7 +29,7 @@ import (
 )
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	g      *Gateway
 	store  *sqlite.Store
 	srv    *httptest.Server
@@ -73,10 +73,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{g: g, store: st, dir: dir, tokens: map[string]string{}}
-	if tt, ok := t.(*testing.T); ok {
-		e.t = tt
-	}
+	e := &env{t: t, g: g, store: st, dir: dir, tokens: map[string]string{}}
 	e.srv = httptest.NewServer(g.Handler())
 	t.Cleanup(e.srv.Close)
 	for _, tk := range []struct {
