@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -136,16 +135,9 @@ func (s *Store) openScratchLocked() error {
 	}
 	sc.path = s.path + "-fbstage"
 	removeScratch(sc.path)
-	db, err := sql.Open("sqlite3", "file:"+sqliteURIPath(sc.path)+"?_journal_mode=WAL&_synchronous=OFF&_busy_timeout=15000")
-	if err == nil {
-		db.SetMaxOpenConns(1)
-		db.SetConnMaxIdleTime(0)
-		err = db.Ping()
-		if err != nil {
-			db.Close()
-		}
-	}
-	if err != nil {
+	db := openPool(sc.path, 1, map[string]string{"_journal_mode": "WAL", "_synchronous": "OFF", "_busy_timeout": "15000"})
+	if err := db.Ping(); err != nil {
+		db.Close()
 		sc.broken = fmt.Errorf("sqlite: feedback scratch database: %w", err)
 		return sc.broken
 	}
@@ -173,11 +165,6 @@ func removeScratch(path string) {
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		_ = os.Remove(p)
 	}
-}
-
-// sqliteURIPath escapes what a URI filename would otherwise read as its query or fragment.
-func sqliteURIPath(p string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
 }
 
 // stageLines fills st's slot tables in one transaction of the stager's

@@ -121,6 +121,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// sqliteURIPath escapes what a URI filename would otherwise read as its
+// query, its fragment or an escape (a spool path with "?", "#" or "%").
+func sqliteURIPath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
+}
+
 // openPool opens a pool of at most maxOpen connections to the spool file:
 // params are go-sqlite3's DSN parameters, pragmas run on every connection the
 // pool opens (a pool may replace a connection at any time, and a PRAGMA run
@@ -138,7 +144,7 @@ func openPool(path string, maxOpen int, params map[string]string, pragmas ...str
 		}
 		return nil
 	}}
-	db := sql.OpenDB(connector{d: d, dsn: "file:" + path + "?" + q.Encode()})
+	db := sql.OpenDB(connector{d: d, dsn: "file:" + sqliteURIPath(path) + "?" + q.Encode()})
 	db.SetMaxOpenConns(maxOpen)
 	return db
 }

@@ -358,3 +358,36 @@ func beginB1(t *testing.T, s *Store) spool.Stage {
 	}
 	return st
 }
+
+// TestSpoolPathWithURICharacters: a spool path holding "%", "?" or "#" opens
+// that very file (SQLite reads the DSN as a URI: unescaped, "%20" would be a
+// space and "?" would start the query), for the writer, the readers and the
+// feedback scratch database alike.
+func TestSpoolPathWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a%20b?c#d.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spooltest.Submit(t, s, spooltest.Header("URI-1", "210102", "GDZL", "2026-11"),
+		[]spool.Record{spooltest.Rec(1, "p1", "a1", "GDZL", "2026-11", 100)})
+	if _, err := s.Batch(ctx, "URI-1"); err != nil { // through the reader pool
+		t.Fatal(err)
+	}
+	if _, err := s.StageFeedback(ctx, spool.Feedback{Bank: "DEMO", Name: "F", SM3: []byte("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if _, err := os.Stat(path); err != nil || len(names) != 1 {
+		t.Fatalf("files %q, want only %q (%v)", names, filepath.Base(path), err)
+	}
+}
