@@ -282,19 +282,13 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 				}
 				if err := ins.exec(st.id, recs[i:i+n]); err != nil {
 					if n == 1 {
-						if isUnique(err) {
-							return fmt.Errorf("seq %d twice: %w", recs[i].Seq, spool.ErrConflict)
-						}
-						return fmt.Errorf("seq %d: %w", recs[i].Seq, err)
+						return recordErr(recs[i].Seq, err)
 					}
 					// The failed statement left nothing behind; redo the group a
 					// row at a time to name the record at fault.
 					for j := i; j < i+n; j++ {
 						if err := ins.exec(st.id, recs[j:j+1]); err != nil {
-							if isUnique(err) {
-								return fmt.Errorf("seq %d twice: %w", recs[j].Seq, spool.ErrConflict)
-							}
-							return fmt.Errorf("seq %d: %w", recs[j].Seq, err)
+							return recordErr(recs[j].Seq, err)
 						}
 					}
 					return fmt.Errorf("seq %d..%d: %w", recs[i].Seq, recs[i+n-1].Seq, err)
@@ -308,6 +302,14 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		return fmt.Errorf("sqlite: stage add: %w", err)
 	}
 	return nil
+}
+
+// recordErr names the record an insert failed on (a seq given twice: ErrConflict).
+func recordErr(seq int, err error) error {
+	if isUnique(err) {
+		return fmt.Errorf("seq %d twice: %w", seq, spool.ErrConflict)
+	}
+	return fmt.Errorf("seq %d: %w", seq, err)
 }
 
 const insertGroup = 32 // records per INSERT statement (9 parameters each, well under SQLite's 32766)

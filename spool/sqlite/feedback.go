@@ -276,13 +276,9 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 	}
 	var seen seqSet
 	seen.init(d.first, d.last)
-	err = conn.Raw(func(dc any) error {
+	err = withRaw(conn, func(c *sqlite3.SQLiteConn) error {
 		if st != nil {
 			return nil
-		}
-		c, ok := dc.(*sqlite3.SQLiteConn)
-		if !ok {
-			return fmt.Errorf("writer connection is %T", dc)
 		}
 		stg, err := newFbStager(c, "fbl", "fbk")
 		if err != nil {
@@ -574,30 +570,24 @@ type fbKind struct {
 // driver, bypassing database/sql. It runs inside the transaction's
 // connection (conn.Raw).
 type fbStager struct {
-	group, one, kind driver.Stmt
-	kinds            map[fbKind]int64
-	last             fbKind // the outcome of the line before, numbered lastK
-	lastK            int64
-	args             []driver.NamedValue
+	lines *multiInsert
+	kind  driver.Stmt
+	kinds map[fbKind]int64
+	last  fbKind // the outcome of the line before, numbered lastK
+	lastK int64
+	args  []driver.NamedValue
 }
 
 // newFbStager prepares the inserts into the tables lines and kinds (fbl and
 // fbk, or a slot of the scratch database).
 func newFbStager(c *sqlite3.SQLiteConn, lines, kinds string) (*fbStager, error) {
-	const row = "(?,?,?,?)"
-	q := `INSERT OR FAIL INTO ` + lines + `(seq, k, fen, serial) VALUES `
 	st := &fbStager{kinds: map[fbKind]int64{}, args: make([]driver.NamedValue, 0, 4*fbStageGroup)}
 	var err error
-	if st.group, err = c.Prepare(q + row + strings.Repeat(","+row, fbStageGroup-1)); err != nil {
-		return nil, err
-	}
-	if st.one, err = c.Prepare(q + row); err != nil {
-		st.group.Close()
+	if st.lines, err = newMultiInsert(c, `INSERT OR FAIL INTO `+lines+`(seq, k, fen, serial) VALUES `, "(?,?,?,?)", 4, fbStageGroup); err != nil {
 		return nil, err
 	}
 	if st.kind, err = c.Prepare(`INSERT OR FAIL INTO ` + kinds + `(k, paid, reason, code, msg) VALUES (?,?,?,?,?)`); err != nil {
-		st.group.Close()
-		st.one.Close()
+		st.lines.close()
 		return nil, err
 	}
 	return st, nil
@@ -628,37 +618,27 @@ func (st *fbStager) add(r spool.ResultRow) error {
 		st.args = append(st.args, driver.NamedValue{Ordinal: len(st.args) + 1, Value: v})
 	}
 	if len(st.args) == cap(st.args) {
-		return st.exec(st.group, st.args)
+		args := st.args
+		st.args = st.args[:0]
+		return st.lines.exec(args)
 	}
 	return nil
-}
-
-func (st *fbStager) exec(stmt driver.Stmt, args []driver.NamedValue) error {
-	st.args = st.args[:0]
-	return execRaw(stmt, args)
 }
 
 // flush inserts what is left, a line at a time.
 func (st *fbStager) flush() error {
 	rest := st.args
-	for len(rest) > 0 {
-		row := rest[:4]
-		for i := range row {
-			row[i].Ordinal = i + 1
-		}
-		if err := execRaw(st.one, row); err != nil {
-			st.args = st.args[:0]
+	st.args = st.args[:0]
+	for ; len(rest) > 0; rest = rest[4:] {
+		if err := st.lines.exec(ordinals(rest[:4])); err != nil {
 			return err
 		}
-		rest = rest[4:]
 	}
-	st.args = st.args[:0]
 	return nil
 }
 
 func (st *fbStager) close() {
-	st.group.Close()
-	st.one.Close()
+	st.lines.close()
 	st.kind.Close()
 }
 

@@ -204,11 +204,7 @@ func stageLines(ctx context.Context, db *sql.DB, st *fbStaged) error {
 			seen.init(lo, hi)
 		}
 	}
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*sqlite3.SQLiteConn)
-		if !ok {
-			return fmt.Errorf("stager connection is %T", dc)
-		}
+	err = withRaw(conn, func(c *sqlite3.SQLiteConn) error {
 		stg, err := newFbStager(c, lines, kinds)
 		if err != nil {
 			return err
