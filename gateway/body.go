@@ -79,8 +79,14 @@ func bodyAAD(dst []byte, batchID string, first, last int, layout []byte) []byte 
 func bodyDir(spoolDir, body string) string { return filepath.Join(spoolDir, "body", body) }
 
 func bodyPath(spoolDir, body string, first, last int) string {
-	return filepath.Join(bodyDir(spoolDir, body), strconv.Itoa(first)+"-"+strconv.Itoa(last))
+	return filepath.Join(bodyDir(spoolDir, body), bodyFile(first, last))
 }
+
+// bodyFile names the body of the planned file of records first..last.
+func bodyFile(first, last int) string { return strconv.Itoa(first) + "-" + strconv.Itoa(last) }
+
+// bodyTotals is room for a body's count and fen, ahead of its lines.
+var bodyTotals [16]byte
 
 // newBodyName returns a fresh, unguessable name for a batch's bodies (two
 // stages of the same batch id never share one).
@@ -126,7 +132,7 @@ func newBodyBuilder(fc FieldCipher, spoolDir, body string, p *banks.Profile, h *
 	}
 	bb.bw = bw
 	bb.buf.Grow(min(bb.per, count)*96 + 16)
-	bb.buf.Write(make([]byte, 16))
+	bb.buf.Write(bodyTotals[:])
 	return bb
 }
 
@@ -178,14 +184,14 @@ func (bb *bodyBuilder) cut(last int) {
 		bb.made = err == nil
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(bb.dir, strconv.Itoa(bb.first)+"-"+strconv.Itoa(last)), bb.sealed, 0o600)
+		err = os.WriteFile(filepath.Join(bb.dir, bodyFile(bb.first, last)), bb.sealed, 0o600)
 	}
 	if err != nil {
 		bb.fail(err)
 		return
 	}
 	bb.buf.Reset()
-	bb.buf.Write(make([]byte, 16))
+	bb.buf.Write(bodyTotals[:])
 	bb.bw.Reset(&bb.buf)
 	bb.first = last + 1
 }
@@ -205,8 +211,20 @@ func (bb *bodyBuilder) discard() {
 	}
 }
 
-// complete reports whether every file of the batch has its body.
-func (bb *bodyBuilder) complete() bool { return bb != nil && bb.err == nil && bb.next == bb.last+1 }
+// incomplete says why an accepted batch's files lack bodies ("" when each
+// has its body, or the layout never has any). Its files are then rendered
+// from the records, slower but the same.
+func (bb *bodyBuilder) incomplete() string {
+	switch {
+	case bb == nil:
+		return ""
+	case bb.err != nil:
+		return bb.err.Error()
+	case bb.next != bb.last+1:
+		return fmt.Sprintf("rendered up to record %d of %d", bb.next-1, bb.last)
+	}
+	return ""
+}
 
 // renderFromBody writes the planned file dl from its body into w. ok false
 // (with the reason) means there is no usable body: render from the records.

@@ -296,3 +296,28 @@ func FuzzBodyFile(f *testing.F) {
 		}
 	})
 }
+
+// TestOutOfOrderBatchHasNoBodies: records in another order than seq are
+// accepted, but the bodies (rendered in seq order) are given up and removed;
+// the files are rendered from the records.
+func TestOutOfOrderBatchHasNoBodies(t *testing.T) {
+	e, d := bodyIntakeEnv(t)
+	bt := gen.Full(gen.Spec{BatchID: "BODY-ORDER", N: 120})
+	bt.Records[60], bt.Records[61] = bt.Records[61], bt.Records[60]
+	if r := e.post("county", bt); r.status != 201 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.g.cfg.Spool.Dir, "body", "*", "*")); len(left) != 0 {
+		t.Fatalf("bodies of a batch out of order left: %v", left)
+	}
+	ctx := context.Background()
+	d.plan(ctx)
+	ds, err := e.store.Deliveries(ctx, spool.DeliveryFilter{BatchID: "BODY-ORDER"})
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("deliveries %+v %v", ds, err)
+	}
+	allSent(t, e, d, ds)
+	if n := counter(e.g.metrics.filesSealed.WithLabelValues("DEMO", "records")); n != 3 {
+		t.Fatalf("%v files sealed from the records, want 3", n)
+	}
+}

@@ -181,6 +181,8 @@ func (g *Gateway) Submit(ctx context.Context, who *Principal, body io.Reader, nd
 	}
 	if !in.finalized {
 		in.body.discard()
+	} else if why := in.body.incomplete(); why != "" {
+		g.log.Warn("intake: files will be rendered from the records, not from bodies", "batch", in.h.BatchID, "why", why)
 	}
 	return res, err
 }
