@@ -502,19 +502,13 @@ func scanNumber(v []byte, i int) int {
 	case v[i] == '0':
 		i++
 	case v[i] >= '1' && v[i] <= '9':
-		for i < n && v[i] >= '0' && v[i] <= '9' {
-			i++
-		}
+		i = skipDigits(v, i)
 	default:
 		return -1
 	}
 	if i < n && v[i] == '.' {
-		i++
-		d := i
-		for i < n && v[i] >= '0' && v[i] <= '9' {
-			i++
-		}
-		if i == d {
+		d := i + 1
+		if i = skipDigits(v, d); i == d {
 			return -1
 		}
 	}
@@ -524,12 +518,17 @@ func scanNumber(v []byte, i int) int {
 			i++
 		}
 		d := i
-		for i < n && v[i] >= '0' && v[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i = skipDigits(v, d); i == d {
 			return -1
 		}
+	}
+	return i
+}
+
+// skipDigits returns the end of the run of digits at v[i:].
+func skipDigits(v []byte, i int) int {
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
 	}
 	return i
 }
