@@ -671,6 +671,19 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, batchPK int64, batchID s
 	if open != 0 {
 		return false, nil
 	}
+	// Every delivery has its applied file, so every record is final; the
+	// records confirm it themselves, once a batch, before it is SETTLED
+	// (a walk of the batch at the end, not after every file). A record
+	// still open here means something changed it behind the files: the
+	// batch stays SENT, with an alarm.
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM records WHERE batch = ? AND state IN ('PENDING','SENT','UNKNOWN'))`, batchPK).Scan(&open); err != nil {
+		return false, err
+	}
+	if open != 0 {
+		_, err := tx.ExecContext(ctx, `INSERT INTO alarms(at, kind, bank, batch_id, delivery, detail) SELECT ?, 'settle_open', bank, batch_id, 0,
+			'every delivery has its applied return file, yet a record is still PENDING, SENT or UNKNOWN' FROM batches WHERE id = ?`, s.now().UnixNano(), batchPK)
+		return false, err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'SETTLED', updated_at = ? WHERE id = ?`, s.now().UnixNano(), batchPK); err != nil {
 		return false, err
 	}
@@ -707,9 +720,9 @@ func scanTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (resultTotals, e
 // agree with what the deliveries and the FAILED records say: the PAID records
 // are the records of the deliveries with an applied file that are not
 // FAILED, each paid its amount (the deliveries carry their count and fen from
-// planning; records_failed finds the FAILED ones). Any other record left in
-// an applied delivery (a bug) counts as PAID here and not in the files' sums:
-// they disagree. If they ever disagree the scan answers, and an alarm says so.
+// planning; records_failed finds the FAILED ones). A record changed behind
+// the files after they applied is for settle's own check of the records to
+// catch. If the sums ever disagree the scan answers, and an alarm says so.
 func (s *Store) batchTotals(ctx context.Context, tx *sql.Tx, batchPK int64) (resultTotals, error) {
 	var kept resultTotals
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(f.paid),0), coalesce(sum(f.paid_fen),0), coalesce(sum(f.failed),0), coalesce(sum(f.failed_fen),0)

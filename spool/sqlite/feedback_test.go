@@ -566,3 +566,32 @@ func TestSettleTotalsEqualScan(t *testing.T) {
 		t.Fatalf("after tampering: %+v %v (scan %+v), %d alarms", got, err, scanned, alarms)
 	}
 }
+
+// TestSettleChecksTheRecords: a record changed behind the files (here put
+// back to SENT after its file applied) keeps the batch from settling when
+// its last file applies, with an alarm; the deliveries alone would say done.
+func TestSettleChecksTheRecords(t *testing.T) {
+	s, ds := sentBatch(t, 300, 100)
+	defer s.Close()
+	ctx := context.Background()
+	for i, d := range ds {
+		if i == len(ds)-1 {
+			if _, err := s.w.Exec(`UPDATE records SET state = 'SENT' WHERE batch = 1 AND seq = 7`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := spool.Feedback{Bank: d.Bank, Name: fmt.Sprint("S", i), Size: 1, SM3: []byte(fmt.Sprint("sm3-S", i)), BankBatchNo: d.BankBatchNo}
+		if _, err := applyFile(t, s, f, fileRows(d), nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := s.Batch(ctx, ds[0].BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alarms int
+	s.w.QueryRow(`SELECT count(*) FROM alarms WHERE kind = 'settle_open'`).Scan(&alarms)
+	if b.State != spool.BatchSent || alarms != 1 {
+		t.Fatalf("batch %s with a SENT record, %d settle_open alarms", b.State, alarms)
+	}
+}
