@@ -132,7 +132,7 @@ func (s *Store) TransitionBatch(ctx context.Context, batchID string, from, to sp
 
 // recordCols are the columns of a spool.Record over records r joined with
 // record_fields f (recordFrom).
-const recordCols = `r.seq, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, f.remark, r.state, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq`
+var recordCols = `r.seq, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, f.remark, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq`
 
 // recordFrom joins a record's changing part with its fields written once at intake (migration 0009).
 const recordFrom = `records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq`
@@ -180,7 +180,12 @@ func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilte
 		LEFT JOIN batches rb ON rb.id = rr.batch
 		WHERE r.batch = ? AND r.seq > ?`
 	args := []any{id, f.AfterSeq}
-	if f.State != "" {
+	switch f.State {
+	case "":
+	case spool.RecordPending, spool.RecordSent: // the two a SENT delivery tells apart (sentstate.go)
+		q += ` AND ` + stateOf("r") + ` = ?`
+		args = append(args, string(f.State))
+	default:
 		q += ` AND r.state = ?`
 		args = append(args, string(f.State))
 	}
@@ -207,22 +212,56 @@ func (s *Store) RecordCounts(ctx context.Context, batchID string) ([]spool.State
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? GROUP BY state ORDER BY state`, id)
+	// One read: the counts as stored, then the PENDING ones whose delivery is
+	// SENT move to SENT (sentstate.go). A reader transaction: both see the same spool.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: record counts: %w", err)
 	}
-	defer rows.Close()
-	var out []spool.StateCount
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? GROUP BY state`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: record counts: %w", err)
+	}
+	by := map[spool.RecordState]*spool.StateCount{}
 	for rows.Next() {
 		var c spool.StateCount
 		var st string
 		if err := rows.Scan(&st, &c.Count, &c.Fen); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		c.State = spool.RecordState(st)
-		out = append(out, c)
+		by[c.State] = &c
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: record counts: %w", err)
+	}
+	if p := by[spool.RecordPending]; p != nil {
+		sent, err := pendingSent(ctx, tx, id)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: record counts: %w", err)
+		}
+		if ps := sent[id]; ps[0] > 0 {
+			p.Count -= int(ps[0])
+			p.Fen -= ps[1]
+			if by[spool.RecordSent] == nil {
+				by[spool.RecordSent] = &spool.StateCount{State: spool.RecordSent}
+			}
+			by[spool.RecordSent].Count += int(ps[0])
+			by[spool.RecordSent].Fen += ps[1]
+			if p.Count == 0 {
+				delete(by, spool.RecordPending)
+			}
+		}
+	}
+	out := make([]spool.StateCount, 0, len(by))
+	for _, c := range by {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].State < out[j].State })
+	return out, nil
 }
 
 // ---- intake stages ----
@@ -733,7 +772,7 @@ func (st *stage) duplicates(ctx context.Context, tx *sql.Tx, res *spool.Finalize
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT n.seq, b.batch_id, o.seq, o.state FROM records n
+	rows, err = tx.QueryContext(ctx, `SELECT n.seq, b.batch_id, o.seq, `+stateOf("o")+` FROM records n
 		JOIN dedupe_active d ON d.dedupe_key = n.dedupe_key AND d.batch <> n.batch
 		JOIN records o ON o.batch = d.batch AND o.seq = d.seq
 		JOIN batches b ON b.id = d.batch

@@ -206,11 +206,9 @@ func (s *Store) ChangeDelivery(ctx context.Context, c spool.DeliveryChange) erro
 		case spool.DeliverySending:
 			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET state='SENDING', attempts=attempts+1, updated_at=? WHERE id=?`, now, c.ID)
 		case spool.DeliverySent:
+			// Its records are SENT with it: their rows stay PENDING (sentstate.go).
 			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET state='SENT', receipt=?, sent_at=?, deadline_at=?, last_error='', updated_at=? WHERE id=?`,
 				c.Receipt, nanos(c.SentAt), nanos(c.DeadlineAt), now, c.ID)
-			if err == nil {
-				_, err = tx.ExecContext(ctx, `UPDATE records SET state='SENT' WHERE batch=? AND seq BETWEEN ? AND ? AND state='PENDING'`, batchPK, first, last)
-			}
 			if err == nil && batchState == string(spool.BatchSending) {
 				var unsent int
 				if err = tx.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE batch=? AND state <> 'SENT'`, batchPK).Scan(&unsent); err == nil && unsent == 0 {
@@ -288,7 +286,7 @@ func (s *Store) ExpireOverdue(ctx context.Context, now time.Time) ([]spool.Deliv
 		rows, err := tx.QueryContext(ctx, `SELECT d.id, d.batch, b.batch_id, d.bank, d.bank_batch_no, d.first_seq, d.last_seq FROM deliveries d
 			JOIN batches b ON b.id = d.batch
 			WHERE d.state = 'SENT' AND d.deadline_at > 0 AND d.deadline_at < ?
-			  AND EXISTS (SELECT 1 FROM records r WHERE r.batch = d.batch AND r.seq BETWEEN d.first_seq AND d.last_seq AND r.state = 'SENT')`, now.UnixNano())
+			  AND EXISTS (SELECT 1 FROM records r WHERE r.batch = d.batch AND r.seq BETWEEN d.first_seq AND d.last_seq AND r.state IN ('PENDING', 'SENT'))`, now.UnixNano())
 		if err != nil {
 			return err
 		}
@@ -308,7 +306,8 @@ func (s *Store) ExpireOverdue(ctx context.Context, now time.Time) ([]spool.Deliv
 		}
 		rows.Close()
 		for _, o := range list {
-			res, err := tx.ExecContext(ctx, `UPDATE records SET state = 'UNKNOWN' WHERE batch = ? AND seq BETWEEN ? AND ? AND state = 'SENT'`, o.pk, o.first, o.last)
+			// The delivery is SENT: its PENDING rows are SENT records (sentstate.go).
+			res, err := tx.ExecContext(ctx, `UPDATE records SET state = 'UNKNOWN' WHERE batch = ? AND seq BETWEEN ? AND ? AND state IN ('PENDING', 'SENT')`, o.pk, o.first, o.last)
 			if err != nil {
 				return err
 			}

@@ -139,6 +139,12 @@ type feedbackDelivery struct {
 	state               string
 }
 
+// sent says whether the delivery went out: then its records stored PENDING
+// are SENT and wait for the bank's word (sentstate.go). A file answering a
+// delivery that did not go out (or whose sending is unsettled) finds them
+// PENDING, not sent.
+func (d feedbackDelivery) sent() bool { return d.state == string(spool.DeliverySent) }
+
 // feedbackStart does what every attempt does first: a return file whose
 // bytes were applied before is a duplicate (recorded once more under a new
 // name), and the file's bank batch number must name a delivery. done is true
@@ -323,16 +329,17 @@ func (s *Store) fastApply(ctx context.Context, f spool.Feedback, now int64, res 
 		return fail(err)
 	}
 	// Only records that pass every check move: a record of this delivery,
-	// waiting for the bank's word (SENT or UNKNOWN), paid with the amount we
+	// waiting for the bank's word (SENT, or PENDING in a SENT delivery, or
+	// UNKNOWN), paid with the amount we
 	// sent or failed with that amount or none. OR FAIL: any constraint error
 	// stops the statement at once (the transaction is rolled back anyway),
 	// so SQLite needs no statement journal for the 50,000 rows.
 	r, err := tx.ExecContext(ctx, `UPDATE OR FAIL records SET state = CASE WHEN k.paid = 1 THEN 'PAID' ELSE 'FAILED' END,
 		paid_fen = l.fen, reason = k.reason, bank_code = k.code, bank_message = k.msg, bank_serial = l.serial, result_at = ?
 		FROM `+lines+` l JOIN `+kinds+` k ON k.k = l.k WHERE records.batch = ? AND records.seq = l.seq AND records.seq BETWEEN ? AND ?
-		  AND (records.state = 'SENT' OR records.state = 'UNKNOWN')
+		  AND (records.state = 'SENT' OR records.state = 'UNKNOWN' OR (records.state = 'PENDING' AND ?))
 		  AND ((k.paid = 1 AND l.fen = records.amount_fen) OR (k.paid = 0 AND (l.fen = 0 OR l.fen = records.amount_fen)))`,
-		now, d.batchPK, d.first, d.last)
+		now, d.batchPK, d.first, d.last, d.sent())
 	if err != nil {
 		return fail(err)
 	}
@@ -450,11 +457,13 @@ func (s *Store) applyChecked(ctx context.Context, tx *sql.Tx, f spool.Feedback, 
 	}
 	// Every result must name a record of this delivery that is waiting
 	// for the bank's word, with the amount we sent.
-	rows, err := tx.QueryContext(ctx, `SELECT fb.seq, coalesce(r.state, ''), coalesce(r.amount_fen, 0), fb.paid, fb.fen FROM fb
-		LEFT JOIN records r ON r.batch = ? AND r.seq = fb.seq
-		WHERE fb.seq < ? OR fb.seq > ? OR r.seq IS NULL OR r.state NOT IN ('SENT','UNKNOWN')
+	// (A PENDING row of a SENT delivery is a SENT record: sentstate.go.)
+	rows, err := tx.QueryContext(ctx, `SELECT fb.seq, CASE WHEN r.state = 'PENDING' AND ?5 THEN 'SENT' ELSE coalesce(r.state, '') END,
+		coalesce(r.amount_fen, 0), fb.paid, fb.fen FROM fb
+		LEFT JOIN records r ON r.batch = ?1 AND r.seq = fb.seq
+		WHERE fb.seq < ?2 OR fb.seq > ?3 OR r.seq IS NULL OR NOT (r.state IN ('SENT','UNKNOWN') OR (r.state = 'PENDING' AND ?5))
 		   OR (fb.paid = 1 AND fb.fen <> r.amount_fen) OR (fb.paid = 0 AND fb.fen NOT IN (0, r.amount_fen))
-		ORDER BY fb.seq LIMIT ?`, d.batchPK, d.first, d.last, maxAnomalies+1)
+		ORDER BY fb.seq LIMIT ?4`, d.batchPK, d.first, d.last, maxAnomalies+1, d.sent())
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,31 @@ func sentBatch(tb testing.TB, n, perFile int) (*Store, []spool.Delivery) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ds := plannedBatch(tb, s, n, perFile)
+	for _, d := range ds {
+		advanceDelivery(tb, s, d, spool.DeliverySent)
+	}
+	ds, err = s.Deliveries(ctx, spool.DeliveryFilter{BatchID: "B1"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if tmpl != "" {
+		if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			tb.Fatal(err)
+		}
+		if err := copyFile(tmpl, path); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s, ds
+}
+
+// plannedBatch stages batch B1 of n records (random blobs for the sealed
+// fields and indexes), finalizes and queues it, and plans its deliveries of
+// perFile records (all PLANNED).
+func plannedBatch(tb testing.TB, s *Store, n, perFile int) []spool.Delivery {
+	tb.Helper()
+	ctx := context.Background()
 	rng := mrand.NewChaCha8([32]byte{2})
 	blob := func(size int) []byte { p := make([]byte, size); rng.Read(p); return p }
 	b := &spool.Batch{BatchID: "B1", Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11"}
@@ -78,30 +103,25 @@ func sentBatch(tb testing.TB, n, perFile int) (*Store, []spool.Delivery) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, d := range ds {
-		for _, c := range []spool.DeliveryChange{
-			{ID: d.ID, From: spool.DeliveryPlanned, To: spool.DeliverySealed, FileName: "F" + d.BankBatchNo, SealedPath: "/x", Size: 1, SM3: []byte("d")},
-			{ID: d.ID, From: spool.DeliverySealed, To: spool.DeliverySending},
-			{ID: d.ID, From: spool.DeliverySending, To: spool.DeliverySent, Receipt: "r", SentAt: time.Now()},
-		} {
-			if err := s.ChangeDelivery(ctx, c); err != nil {
-				tb.Fatal(err)
-			}
-		}
-	}
-	ds, err = s.Deliveries(ctx, spool.DeliveryFilter{BatchID: "B1"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if tmpl != "" {
-		if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	return ds
+}
+
+// advanceDelivery takes a PLANNED delivery through SEALED and SENDING up to
+// the state to (SEALED, SENDING or SENT).
+func advanceDelivery(tb testing.TB, s *Store, d spool.Delivery, to spool.DeliveryState) {
+	tb.Helper()
+	for _, c := range []spool.DeliveryChange{
+		{ID: d.ID, From: spool.DeliveryPlanned, To: spool.DeliverySealed, FileName: "F" + d.BankBatchNo, SealedPath: "/x", Size: 1, SM3: []byte("d")},
+		{ID: d.ID, From: spool.DeliverySealed, To: spool.DeliverySending},
+		{ID: d.ID, From: spool.DeliverySending, To: spool.DeliverySent, Receipt: "r", SentAt: time.Now()},
+	} {
+		if err := s.ChangeDelivery(context.Background(), c); err != nil {
 			tb.Fatal(err)
 		}
-		if err := copyFile(tmpl, path); err != nil {
-			tb.Fatal(err)
+		if c.To == to {
+			return
 		}
 	}
-	return s, ds
 }
 
 func copyFile(dst, src string) error {

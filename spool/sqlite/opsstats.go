@@ -49,16 +49,23 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 		// read, each batch in key order.
 		perBank := map[[2]string]*spool.KeyCount{}
 		var order [][2]string
-		err = tally(`SELECT t.state, b.bank, t.n, t.fen FROM
+		// The rows of PENDING records whose delivery is SENT count as
+		// SENT (sentstate.go): moved by ps, each SENT delivery's range walked once.
+		err = tally(`WITH ps(batch, n, fen) AS MATERIALIZED (`+pendingSentSQL+`)
+			SELECT t.state, b.bank, t.n, t.fen FROM
 			(SELECT batch, state, count(*) AS n, coalesce(sum(amount_fen),0) AS fen FROM records
 			  WHERE batch IN (SELECT id FROM batches WHERE state <> 'STAGING' AND state <> 'SETTLED') GROUP BY batch, state) t
 			JOIN batches b ON b.id = t.batch
+			UNION ALL
+			SELECT 'SENT', b.bank, ps.n, ps.fen FROM ps JOIN batches b ON b.id = ps.batch
+			UNION ALL
+			SELECT 'PENDING', b.bank, -ps.n, -ps.fen FROM ps JOIN batches b ON b.id = ps.batch
 			UNION ALL
 			SELECT 'PAID', b.bank, sum(f.paid), sum(f.paid_fen) FROM batches b JOIN deliveries d ON d.batch = b.id
 			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.paid) > 0
 			UNION ALL
 			SELECT 'FAILED', b.bank, sum(f.failed), sum(f.failed_fen) FROM batches b JOIN deliveries d ON d.batch = b.id
-			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.failed) > 0`, nil,
+			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.failed) > 0`, []any{0},
 			func(a, b string, n, fen int64) {
 				k := [2]string{a, b}
 				c := perBank[k]
@@ -71,7 +78,9 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 				c.Fen += fen
 			})
 		for _, k := range order {
-			st.Records = append(st.Records, *perBank[k])
+			if c := perBank[k]; c.Count != 0 || c.Fen != 0 { // all of a bank's PENDING may have become SENT
+				st.Records = append(st.Records, *c)
+			}
 		}
 	}
 	if err == nil {
@@ -85,7 +94,7 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 	}
 	if err == nil {
 		err = tally(`SELECT d.bank, '', count(*), 0 FROM deliveries d JOIN records r ON r.batch = d.batch AND r.seq BETWEEN d.first_seq AND d.last_seq
-			WHERE d.state = 'SENT' AND d.deadline_at > 0 AND d.deadline_at < ? AND r.state IN ('SENT','UNKNOWN') GROUP BY d.bank`, []any{now.UnixNano()},
+			WHERE d.state = 'SENT' AND d.deadline_at > 0 AND d.deadline_at < ? AND r.state IN ('PENDING','SENT','UNKNOWN') GROUP BY d.bank`, []any{now.UnixNano()},
 			func(a, _ string, n, _ int64) { st.OverdueRecords[a] = n })
 	}
 	if err == nil {

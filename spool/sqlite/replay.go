@@ -145,11 +145,7 @@ func (s *Store) FinishReplay(ctx context.Context, id int64, to spool.DeliverySta
 			switch to {
 			case spool.DeliverySent:
 				_, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 'SENT', sent_at = ?, last_error = '', updated_at = ? WHERE id = ?`, now, now, r.DeliveryID)
-				if err == nil {
-					var first, last int
-					tx.QueryRowContext(ctx, `SELECT first_seq, last_seq FROM deliveries WHERE id = ?`, r.DeliveryID).Scan(&first, &last)
-					_, err = tx.ExecContext(ctx, `UPDATE records SET state = 'SENT' WHERE batch = ? AND seq BETWEEN ? AND ? AND state = 'PENDING'`, batchPK, first, last)
-				}
+				// Its records are SENT with it (sentstate.go).
 				if err == nil {
 					var unsent int
 					if err = tx.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE batch = ? AND state <> 'SENT'`, batchPK).Scan(&unsent); err == nil && unsent == 0 {

@@ -14,8 +14,8 @@ var _ report.Store = (*Store)(nil)
 
 // reportCols are the columns of a report.Row, over records r, record_fields f,
 // batches b and bad_accounts x.
-const reportCols = `b.batch_id, b.tenant, b.bank, b.subsidy_code, b.period, r.seq, f.name_enc, f.id_enc, f.account_enc,
-	r.id_index, r.account_index, r.amount_fen, r.state, r.reason, r.bank_code, r.bank_message, coalesce(x.reason, '')`
+var reportCols = `b.batch_id, b.tenant, b.bank, b.subsidy_code, b.period, r.seq, f.name_enc, f.id_enc, f.account_enc,
+	r.id_index, r.account_index, r.amount_fen, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, coalesce(x.reason, '')`
 
 const reportFrom = ` FROM records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq JOIN batches b ON b.id = r.batch LEFT JOIN bad_accounts x ON x.account_index = r.account_index`
 
