@@ -460,6 +460,7 @@ func (in *intake) startRecords() {
 	}
 	st, err := g.store.BeginBatch(in.ctx, &spool.Batch{BatchID: h.BatchID, Tenant: h.Tenant, Bank: h.Bank,
 		SubsidyCode: h.Subsidy.Code, SubsidyName: h.Subsidy.Name, Period: h.Period, Memo: h.Memo, SubmittedBy: in.who.TokenID,
+		TotalCount: int(in.count), TotalFen: in.fen, // as declared: the stage sizes what it keeps for Finalize by it
 		ReissueOf: in.reissueOf(), Body: body})
 	if err != nil {
 		in.fail("batch_id", "spool.unavailable", "暂时无法入库，请重试 (spool unavailable, retry)")

@@ -89,7 +89,9 @@ func Submit(t *testing.T, s spool.Store, h *spool.Batch, recs []spool.Record) sp
 
 func submit(s spool.Store, h *spool.Batch, recs []spool.Record) (spool.FinalizeResult, error) {
 	ctx := context.Background()
-	st, err := s.BeginBatch(ctx, h)
+	decl := *h
+	decl.TotalCount = len(recs) // declared at the start, as intake does
+	st, err := s.BeginBatch(ctx, &decl)
 	if err != nil {
 		return spool.FinalizeResult{}, err
 	}

@@ -267,8 +267,9 @@ func (s *Store) RecordCounts(ctx context.Context, batchID string) ([]spool.State
 // ---- intake stages ----
 
 type stage struct {
-	s  *Store
-	id int64
+	s    *Store
+	id   int64
+	kept *stageKeys // what the committed Adds wrote, for Finalize (claim.go)
 }
 
 func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Stage, error) {
@@ -287,7 +288,7 @@ func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Sta
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: begin batch: %w", err)
 	}
-	return &stage{s: s, id: id}, nil
+	return &stage{s: s, id: id, kept: newStageKeys(h.TotalCount)}, nil
 }
 
 func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
@@ -338,8 +339,10 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		})
 	})
 	if err != nil {
+		st.kept.giveUp() // whatever the outcome, Finalize reads the spool
 		return fmt.Errorf("sqlite: stage add: %w", err)
 	}
+	st.kept.add(recs)
 	return nil
 }
 
@@ -437,7 +440,7 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 	var res spool.FinalizeResult
 	shared := st.startSharedAccounts(ctx)
 	defer shared.cancel()
-	err := st.s.tx(ctx, func(tx *sql.Tx) error {
+	err := st.s.txConn(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		var state string
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {
 			return fmt.Errorf("stage gone: %w", err)
@@ -466,7 +469,7 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 			}
 		}
 		var err error
-		if res, err = st.guards(ctx, tx, b, reissuePK, shared); err != nil {
+		if res, err = st.guards(ctx, conn, tx, b, reissuePK, shared); err != nil {
 			return err
 		}
 		if len(res.Conflicts) > 0 {
@@ -499,7 +502,7 @@ func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, war
 
 // guards runs the duplicate checks of a stage inside the finalize transaction,
 // so no other batch can slip in between check and commit.
-func (st *stage) guards(ctx context.Context, tx *sql.Tx, b *spool.Batch, reissuePK int64, shared *sharedScan) (spool.FinalizeResult, error) {
+func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spool.Batch, reissuePK int64, shared *sharedScan) (spool.FinalizeResult, error) {
 	var res spool.FinalizeResult
 	// A stage's reissues are its STAGED records (Add stages a record with
 	// reissue_of_seq > 0 as STAGED, every other one as PENDING), and
@@ -515,20 +518,6 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, b *spool.Batch, reissue
 			return res, err
 		}
 	}
-	// Money rule 4: claim every person's (subsidy, period) key at once, in key
-	// order (one pass over the B-tree instead of a random insert per record).
-	// A key already held, by another batch or earlier in this one, is not
-	// claimed; fewer claims than records means a duplicate, found below.
-	claim, err := tx.ExecContext(ctx, `INSERT INTO dedupe_active(dedupe_key, batch, seq)
-		SELECT dedupe_key, batch, seq FROM records WHERE batch = ? ORDER BY dedupe_key, seq
-		ON CONFLICT(dedupe_key) DO NOTHING`, st.id)
-	if err != nil {
-		return res, err
-	}
-	claimed, err := claim.RowsAffected()
-	if err != nil {
-		return res, err
-	}
 	// The stage must hold exactly what the submission declared and intake
 	// counted: a lost or doubled chunk must never become a batch.
 	var staged, stagedFen int64
@@ -537,6 +526,29 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, b *spool.Batch, reissue
 	}
 	if staged != int64(b.TotalCount) || stagedFen != b.TotalFen {
 		return res, fmt.Errorf("stage holds %d records, %d fen; the batch says %d records, %d fen", staged, stagedFen, b.TotalCount, b.TotalFen)
+	}
+	// Money rule 4: claim every person's (subsidy, period) key at once, in key
+	// order (one pass over the B-tree instead of a random insert per record).
+	// A key already held, by another batch or earlier in this one, is not
+	// claimed; fewer claims than records means a duplicate, found below.
+	// The keys come sorted from what the Adds wrote when they cover the
+	// stage exactly (claim.go), else from SQLite's sort of the batch.
+	var claimed int64
+	if st.kept.usable(staged) {
+		var err error
+		if claimed, err = st.kept.claimSorted(conn, st.id); err != nil {
+			return res, err
+		}
+	} else {
+		claim, err := tx.ExecContext(ctx, `INSERT INTO dedupe_active(dedupe_key, batch, seq)
+			SELECT dedupe_key, batch, seq FROM records WHERE batch = ? ORDER BY dedupe_key, seq
+			ON CONFLICT(dedupe_key) DO NOTHING`, st.id)
+		if err != nil {
+			return res, err
+		}
+		if claimed, err = claim.RowsAffected(); err != nil {
+			return res, err
+		}
 	}
 	if claimed != staged {
 		if err := st.duplicates(ctx, tx, &res); err != nil {
@@ -550,8 +562,14 @@ func (st *stage) guards(ctx context.Context, tx *sql.Tx, b *spool.Batch, reissue
 	if len(res.Conflicts) > 0 {
 		return res, nil
 	}
+	var err error
 	if res.SharedAccounts, err = shared.wait(); err != nil {
 		return res, err
+	}
+	if shared.fromKept && !st.kept.usable(staged) { // the filter did not see every record: ask the spool
+		if res.SharedAccounts, err = sharedAccounts(ctx, st.s.r, st.id); err != nil {
+			return res, err
+		}
 	}
 	if err := st.previouslyFailed(ctx, tx, staged, &res); err != nil {
 		return res, err
@@ -569,13 +587,18 @@ type sharedScan struct {
 	done     chan struct{}
 	accounts []spool.SharedAccount
 	err      error
+	fromKept bool // read only the accounts the stage's filter may have seen twice
 }
 
 func (st *stage) startSharedAccounts(ctx context.Context) *sharedScan {
 	ctx, stop := context.WithCancel(ctx)
-	sc := &sharedScan{stop: stop, done: make(chan struct{})}
+	sc := &sharedScan{stop: stop, done: make(chan struct{}), fromKept: !st.kept.off}
 	go func() {
 		defer close(sc.done)
+		if sc.fromKept {
+			sc.accounts, sc.err = sharedFromCandidates(ctx, st.s.r, st.id, st.kept.cand)
+			return
+		}
 		sc.accounts, sc.err = sharedAccounts(ctx, st.s.r, st.id)
 	}()
 	return sc

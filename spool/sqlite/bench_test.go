@@ -52,7 +52,11 @@ func BenchmarkStageAndFinalize(b *testing.B) {
 			}()
 		}
 		b.StartTimer()
-		st, err := s.BeginBatch(ctx, &spool.Batch{BatchID: fmt.Sprint("B", i), Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11"})
+		declared := n // as intake declares it (0: the SQL claim and shared-account scan, as before)
+		if os.Getenv("YKT_BENCH_UNDECLARED") != "" {
+			declared = 0
+		}
+		st, err := s.BeginBatch(ctx, &spool.Batch{BatchID: fmt.Sprint("B", i), Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11", TotalCount: declared})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -253,6 +253,24 @@ func (s *Store) txRelaxed(ctx context.Context, fn func(*sql.Conn, *sql.Tx) error
 	return tx.Commit()
 }
 
+// txConn is tx with the connection under it (for raw.go's driver calls).
+func (s *Store) txConn(ctx context.Context, fn func(*sql.Conn, *sql.Tx) error) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(conn, tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
