@@ -126,15 +126,27 @@ const claimGroup = 256
 // claim does: the first seq of a key within the batch wins. It returns how
 // many rows it inserted.
 func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
-	slices.SortFunc(sk.keys, func(a, b claimKey) int {
-		if c := cmp.Compare(a.hi, b.hi); c != 0 {
-			return c
+	// Two halves sorted at once (Finalize has the second core to itself
+	// once the shared-account read is done), merged as they are inserted.
+	half := len(sk.keys) / 2
+	lo, hi := sk.keys[:half], sk.keys[half:]
+	done := make(chan struct{})
+	go func() {
+		slices.SortFunc(lo, compareKeys)
+		close(done)
+	}()
+	slices.SortFunc(hi, compareKeys)
+	<-done
+	next := func() claimKey {
+		if len(hi) == 0 || (len(lo) > 0 && compareKeys(lo[0], hi[0]) <= 0) {
+			k := lo[0]
+			lo = lo[1:]
+			return k
 		}
-		if c := cmp.Compare(a.lo, b.lo); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
+		k := hi[0]
+		hi = hi[1:]
+		return k
+	}
 	var claimed int64
 	err := withRaw(conn, func(c *sqlite3.SQLiteConn) error {
 		before, err := totalChanges(c)
@@ -160,7 +172,8 @@ func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
 				n, stmt = 1, one
 			}
 			args = args[:0]
-			for j, k := range sk.keys[i : i+n] {
+			for j := range n {
+				k := next()
 				key := buf[j*keyLen : (j+1)*keyLen]
 				binary.BigEndian.PutUint64(key, k.hi)
 				binary.BigEndian.PutUint64(key[8:], k.lo)
@@ -177,6 +190,17 @@ func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
 		return err
 	})
 	return claimed, err
+}
+
+// compareKeys orders claim keys as SQLite orders (dedupe_key, seq).
+func compareKeys(a, b claimKey) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.lo, b.lo); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
 }
 
 // totalChanges is SQLite's count of rows changed on the connection so far
