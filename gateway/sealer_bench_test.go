@@ -46,4 +46,6 @@ func BenchmarkSealer(b *testing.B) {
 }
 
 // sealedBytes is what a record's personal fields take in record_fields.
-func sealedBytes(r *spool.Record) int { return len(r.NameEnc) + len(r.IDEnc) + len(r.AccountEnc) }
+func sealedBytes(r *spool.Record) int {
+	return len(r.FieldsEnc) + len(r.NameEnc) + len(r.IDEnc) + len(r.AccountEnc)
+}
