@@ -304,23 +304,17 @@ func (g *Gateway) getResults(w http.ResponseWriter, r *http.Request) {
 			page.Totals = append(page.Totals, StateCountJSON{Status: string(c.State), Count: c.Count, Fen: c.Fen})
 		}
 	}
-	var buf, aad []byte
-	open := func(ct []byte, seq int, field string) string {
-		aad = FieldAAD(aad[:0], b.BatchID, seq, field)
-		var err error
-		buf, err = g.fields.DecryptTo(buf[:0], ct, aad)
-		if err != nil {
-			g.log.Error("decrypt field", "batch", b.BatchID, "seq", seq, "field", field, "err", err)
-			return ""
-		}
-		return string(buf)
-	}
+	o := fieldOpener{fc: g.fields}
+	defer o.wipe()
 	for i := range recs {
 		rec := &recs[i]
+		name, id, acct, err := o.openFields(b.BatchID, rec.Seq, rec.FieldsEnc, rec.NameEnc, rec.IDEnc, rec.AccountEnc)
+		if err != nil {
+			g.log.Error("decrypt fields", "batch", b.BatchID, "seq", rec.Seq, "err", err) // the masks stay empty
+		}
 		it := ResultItem{Seq: rec.Seq, Status: string(rec.State), AmountFen: rec.AmountFen,
-			Name: pii.MaskName(open(rec.NameEnc, rec.Seq, "name")), IDNumber: pii.MaskID(open(rec.IDEnc, rec.Seq, "id_number")),
-			Account: pii.MaskAccount(open(rec.AccountEnc, rec.Seq, "account")),
-			Reason:  rec.Reason, BankCode: rec.BankCode, BankMessage: rec.BankMessage, BankSerial: rec.BankSerial}
+			Name: pii.MaskName(string(name)), IDNumber: pii.MaskID(string(id)), Account: pii.MaskAccount(string(acct)),
+			Reason: rec.Reason, BankCode: rec.BankCode, BankMessage: rec.BankMessage, BankSerial: rec.BankSerial}
 		if rec.Reason != "" {
 			it.ReasonLabel = banks.Reason(rec.Reason).LabelZH()
 			it.ReasonClass = string(banks.Reason(rec.Reason).Class())

@@ -230,21 +230,11 @@ func sealOptions(p *banks.Profile) crypto.SealOptions {
 func (g *Gateway) recordsOf(ctx context.Context, dl spool.Delivery) iter.Seq2[format.Record, error] {
 	return func(yield func(format.Record, error) bool) {
 		stop := errors.New("stop")
-		var aad, name, id, acct []byte
-		open := func(dst, ct []byte, seq int, field string) ([]byte, error) {
-			aad = FieldAAD(aad[:0], dl.BatchID, seq, field)
-			return g.fields.DecryptTo(dst[:0], ct, aad)
-		}
+		o := fieldOpener{fc: g.fields}
 		err := g.store.RecordRange(ctx, dl.BatchID, dl.FirstSeq, dl.LastSeq, func(r *spool.Record) error {
-			var err error
-			if name, err = open(name, r.NameEnc, r.Seq, "name"); err != nil {
-				return fmt.Errorf("record %d name: %w", r.Seq, err)
-			}
-			if id, err = open(id, r.IDEnc, r.Seq, "id_number"); err != nil {
-				return fmt.Errorf("record %d id_number: %w", r.Seq, err)
-			}
-			if acct, err = open(acct, r.AccountEnc, r.Seq, "account"); err != nil {
-				return fmt.Errorf("record %d account: %w", r.Seq, err)
+			name, id, acct, err := o.openFields(dl.BatchID, r.Seq, r.FieldsEnc, r.NameEnc, r.IDEnc, r.AccountEnc)
+			if err != nil {
+				return fmt.Errorf("record %d %w", r.Seq, err)
 			}
 			if !yield(format.Record{Seq: r.Seq, Name: string(name), IDNumber: string(id), Account: string(acct),
 				AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark}, nil) {
@@ -252,9 +242,7 @@ func (g *Gateway) recordsOf(ctx context.Context, dl spool.Delivery) iter.Seq2[fo
 			}
 			return nil
 		})
-		clear(name)
-		clear(id)
-		clear(acct)
+		o.wipe()
 		if err != nil && !errors.Is(err, stop) {
 			yield(format.Record{}, err)
 		}

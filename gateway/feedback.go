@@ -409,19 +409,25 @@ func (g *Gateway) matcher(ctx context.Context, bank *Bank, bankBatchNo string) (
 	type cand struct {
 		seq    int
 		amount int64
-		name   []byte // ciphertext
+		sealed [4][]byte // ciphertexts: fields, name, id_number, account (one layout or the other)
 	}
 	byAccount := map[string][]cand{}
 	err = g.store.RecordRange(ctx, dl.BatchID, dl.FirstSeq, dl.LastSeq, func(r *spool.Record) error {
 		k := string(r.AccountIndex)
-		byAccount[k] = append(byAccount[k], cand{r.Seq, r.AmountFen, append([]byte(nil), r.NameEnc...)})
+		c := cand{seq: r.Seq, amount: r.AmountFen}
+		all := make([]byte, 0, len(r.FieldsEnc)+len(r.NameEnc)+len(r.IDEnc)+len(r.AccountEnc))
+		for i, ct := range [4][]byte{r.FieldsEnc, r.NameEnc, r.IDEnc, r.AccountEnc} {
+			all = append(all, ct...)
+			c.sealed[i] = all[len(all)-len(ct):]
+		}
+		byAccount[k] = append(byAccount[k], c)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	used := map[int]bool{}
-	var aad, buf []byte
+	o := &fieldOpener{fc: g.fields}
 	return func(r *format.Result) (int, error) {
 		acct, err := validate.NormalizeAccount(r.Account, "passbook")
 		if err != nil {
@@ -437,12 +443,13 @@ func (g *Gateway) matcher(ctx context.Context, bank *Bank, bankBatchNo string) (
 			if used[c.seq] || (amount != 0 && c.amount != amount) {
 				continue
 			}
-			aad = FieldAAD(aad[:0], dl.BatchID, c.seq, "name")
-			buf, err = g.fields.DecryptTo(buf[:0], c.name, aad)
+			name, _, _, err := o.openFields(dl.BatchID, c.seq, c.sealed[0], c.sealed[1], c.sealed[2], c.sealed[3])
 			if err != nil {
 				return 0, err
 			}
-			if r.Name == "" || string(buf) == want {
+			match := r.Name == "" || string(name) == want
+			o.wipe()
+			if match {
 				used[c.seq] = true
 				return c.seq, nil
 			}

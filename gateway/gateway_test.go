@@ -619,7 +619,7 @@ func TestSealFailureLeavesNothing(t *testing.T) {
 	e.t = t
 	e.g.cfg.Intake.ChunkRecords = 10
 	fc := &failingCipher{FieldCipher: e.g.fields}
-	fc.n.Store(3 * 25) // chunks 1 and 2 seal, chunk 3 fails
+	fc.n.Store(25) // one seal a record: chunks 1 and 2 seal, chunk 3 fails
 	e.g.fields = fc
 	r := e.post("county", gen.Full(gen.Spec{BatchID: "B-SEAL", N: 40}))
 	if r.status < 500 {

@@ -53,14 +53,10 @@ func TestDedupeKeyGolden(t *testing.T) {
 		if !bytes.Equal(r.IDIndex, idIdx) || !bytes.Equal(r.DedupeKey, DedupeKey(idIdx, "GDZL", "2026-11")) {
 			t.Fatalf("seq %d: index or dedupe key differs from DedupeKey", r.Seq)
 		}
-		for _, f := range []struct {
-			name, want string
-			ct         []byte
-		}{{"name", recs[i].Name, r.NameEnc}, {"id_number", recs[i].IDNumber, r.IDEnc}, {"account", recs[i].Account, r.AccountEnc}} {
-			got, err := e.g.fields.DecryptTo(nil, f.ct, FieldAAD(nil, "B-SEAL", r.Seq, f.name))
-			if err != nil || string(got) != f.want {
-				t.Fatalf("seq %d %s: %q, %v", r.Seq, f.name, got, err)
-			}
+		o := fieldOpener{fc: e.g.fields}
+		name, id, acct, err := o.openFields("B-SEAL", r.Seq, r.FieldsEnc, r.NameEnc, r.IDEnc, r.AccountEnc)
+		if err != nil || string(name) != recs[i].Name || string(id) != recs[i].IDNumber || string(acct) != recs[i].Account {
+			t.Fatalf("seq %d: fields %q %q %q, %v", r.Seq, name, id, acct, err)
 		}
 	}
 }

@@ -612,6 +612,7 @@ type sealer struct {
 	batchID, subsidy, period string
 	reissue                  []int
 	buf                      []byte
+	plain                    []byte // a record's combined plaintext, wiped after each seal
 	// arena holds the chunk's ciphertexts and indexes: the records point
 	// into it (a few allocations a chunk instead of seven a record). A new
 	// arena is taken for every chunk: the writer may still hold the last.
@@ -659,8 +660,9 @@ func (in *intake) flush() error {
 	return nil
 }
 
-// one encrypts a record's personal fields (AAD binds each to batch, seq and
-// field) and computes its blind indexes.
+// one encrypts a record's personal fields, the three in one ciphertext (AAD
+// binds it to batch, seq and the combined layout's label; see fields.go),
+// and computes its blind indexes.
 func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
 	fc := sl.fc
 	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark} // the stage sets the state
@@ -668,13 +670,10 @@ func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
 		out.ReissueOfSeq = ro[r.Seq-1]
 	}
 	var err error
-	if out.NameEnc, err = sl.encrypt(r.Name, "name", r.Seq); err != nil {
-		return out, err
-	}
-	if out.IDEnc, err = sl.encrypt(r.IDNumber, "id_number", r.Seq); err != nil {
-		return out, err
-	}
-	if out.AccountEnc, err = sl.encrypt(r.Account, "account", r.Seq); err != nil {
+	sl.plain = appendFields(sl.plain[:0], r.Name, r.IDNumber, r.Account)
+	out.FieldsEnc, err = sl.encrypt(sl.plain, fieldsLabel, r.Seq)
+	clear(sl.plain)
+	if err != nil {
 		return out, err
 	}
 	idx := fc.BlindIndexTo(sl.room(64), domainID, r.IDNumber)
@@ -688,9 +687,10 @@ func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
 	return out, nil
 }
 
-// sealedRecordBytes is about what one record takes in the arena: three
-// ciphertexts (field + key id, nonce and tag) and three 16-byte indexes.
-const sealedRecordBytes = 256
+// sealedRecordBytes is about what one record takes in the arena: the
+// combined ciphertext (about 50 bytes of fields + key id, nonce and tag)
+// and three 16-byte indexes.
+const sealedRecordBytes = 192
 
 // room returns an empty slice of the arena with room for n bytes (a new
 // arena when the chunk's fields were longer than estimated).
@@ -707,9 +707,8 @@ func (sl *sealer) keep(b []byte) []byte {
 	return b[:len(b):len(b)]
 }
 
-func (sl *sealer) encrypt(plain, field string, seq int) ([]byte, error) {
-	// The cipher only reads the plaintext: view the string without a copy.
-	ct, err := sl.fc.EncryptTo(sl.room(len(plain)+128), unsafe.Slice(unsafe.StringData(plain), len(plain)), sl.aad(field, seq))
+func (sl *sealer) encrypt(plain []byte, field string, seq int) ([]byte, error) {
+	ct, err := sl.fc.EncryptTo(sl.room(len(plain)+128), plain, sl.aad(field, seq))
 	if err != nil {
 		return nil, err
 	}

@@ -13,16 +13,9 @@ import (
 	"yktgw/spool"
 )
 
-// fieldOpener opens personal fields for reports with the gateway's field
-// cipher and the AAD intake bound them to.
-type fieldOpener struct {
-	fc  FieldCipher
-	aad []byte
-}
-
-func (o *fieldOpener) Open(dst []byte, batchID string, seq int, field string, ct []byte) ([]byte, error) {
-	o.aad = FieldAAD(o.aad[:0], batchID, seq, field)
-	return o.fc.DecryptTo(dst, ct, o.aad)
+// OpenFields opens a report row's personal fields (report.Decryptor).
+func (o *fieldOpener) OpenFields(r *report.Row) (name, id, account []byte, err error) {
+	return o.openFields(r.BatchID, r.Seq, r.FieldsEnc, r.NameEnc, r.IDEnc, r.AccountEnc)
 }
 
 // NewReportBuilder builds the check-list writer from the config's reports

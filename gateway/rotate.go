@@ -18,9 +18,11 @@ type RotateResult struct {
 
 // RotateDataKeys re-encrypts, in small transactions and while the daemon
 // runs, every personal field not yet under the data-key file's active key
-// (`yktgw keys rotate-data-key`). Blind indexes do not change (the index key
-// never rotates). A running daemon keeps reading both: it reloads the file
-// when it meets a key it has not loaded.
+// (`yktgw keys rotate-data-key`). Each row keeps its layout: a combined
+// ciphertext is re-encrypted as one (and must hold a well-formed combined
+// plaintext), legacy rows field by field. Blind indexes do not change (the
+// index key never rotates). A running daemon keeps reading both: it reloads
+// the file when it meets a key it has not loaded.
 func RotateDataKeys(ctx context.Context, st spool.Store, keyFile string, progress func(read, changed int)) (RotateResult, error) {
 	rw, ok := st.(spool.FieldRewriter)
 	if !ok {
@@ -44,6 +46,12 @@ func RotateDataKeys(ctx context.Context, st spool.Store, keyFile string, progres
 		if plain, err = ring.DecryptTo(plain[:0], ct, aad); err != nil {
 			return nil, false, fmt.Errorf("record %s/%d %s: %w", batchID, seq, field, err)
 		}
+		if field == fieldsLabel {
+			if _, _, _, err := decodeFields(plain); err != nil {
+				clear(plain)
+				return nil, false, fmt.Errorf("record %s/%d %s: %w", batchID, seq, field, err)
+			}
+		}
 		out, err := ring.EncryptTo(nil, plain, aad)
 		clear(plain)
 		return out, err == nil, err
@@ -52,10 +60,15 @@ func RotateDataKeys(ctx context.Context, st spool.Store, keyFile string, progres
 	for {
 		next, read, changed, err := rw.RewriteFields(ctx, cur, 1000, func(r *spool.FieldRow) (bool, error) {
 			var any bool
-			for _, f := range []struct {
+			type sealed struct {
 				name string
 				ct   *[]byte
-			}{{"name", &r.NameEnc}, {"id_number", &r.IDEnc}, {"account", &r.AccountEnc}} {
+			}
+			fields := []sealed{{"name", &r.NameEnc}, {"id_number", &r.IDEnc}, {"account", &r.AccountEnc}}
+			if len(r.FieldsEnc) > 0 {
+				fields = []sealed{{fieldsLabel, &r.FieldsEnc}}
+			}
+			for _, f := range fields {
 				out, ch, err := reseal(r.BatchID, r.Seq, f.name, *f.ct)
 				if err != nil {
 					return false, err

@@ -31,10 +31,8 @@ func TestRotateDataKeysOnline(t *testing.T) {
 	}
 	recs, _ := e.store.Records(context.Background(), "ROT-1", spool.RecordFilter{})
 	for _, r := range recs {
-		for _, ct := range [][]byte{r.NameEnc, r.IDEnc, r.AccountEnc} {
-			if id, _ := crypto.FieldKeyID(ct); id != newID {
-				t.Fatalf("seq %d still under %s (old %s)", r.Seq, id, oldID)
-			}
+		if id, _ := crypto.FieldKeyID(r.FieldsEnc); id != newID || len(r.NameEnc)+len(r.IDEnc)+len(r.AccountEnc) != 0 {
+			t.Fatalf("seq %d still under %s (old %s), or not in the combined layout", r.Seq, id, oldID)
 		}
 	}
 	// The running gateway has not loaded the new key yet: it reloads on the

@@ -8,10 +8,12 @@ type FieldCursor struct {
 	Seq   int
 }
 
-// FieldRow is one record's encrypted personal fields.
+// FieldRow is one record's encrypted personal fields, in either layout (see
+// Record): FieldsEnc, or the three legacy ciphertexts when it is empty.
 type FieldRow struct {
 	BatchID    string
 	Seq        int
+	FieldsEnc  []byte
 	NameEnc    []byte
 	IDEnc      []byte
 	AccountEnc []byte

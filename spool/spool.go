@@ -81,9 +81,13 @@ type Batch struct {
 }
 
 // Record is one payment line. Personal fields are ciphertexts (gateway encrypts
-// them); the indexes are keyed blind indexes.
+// them); the indexes are keyed blind indexes. The fields come in one of two
+// layouts, which the store keeps as given: FieldsEnc (one ciphertext of all
+// three, records accepted since spool migration 0014) or, when FieldsEnc is
+// empty, NameEnc, IDEnc and AccountEnc (one each, older records).
 type Record struct {
 	Seq          int
+	FieldsEnc    []byte
 	NameEnc      []byte
 	IDEnc        []byte
 	AccountEnc   []byte

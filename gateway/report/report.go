@@ -45,6 +45,7 @@ type Row struct {
 	Subsidy      string
 	Period       string
 	Seq          int
+	FieldsEnc    []byte // all three fields in one ciphertext; empty: the three below (older records)
 	NameEnc      []byte
 	IDEnc        []byte
 	AccountEnc   []byte
@@ -80,10 +81,12 @@ type Store interface {
 	FailedRecords(ctx context.Context, batchID string, fn func(*Row) error) error
 }
 
-// Decryptor opens one personal field of a record (field: "name",
-// "id_number", "account"), appending the plaintext to dst.
+// Decryptor opens the personal fields of a row, whichever layout they are
+// stored in (Row.FieldsEnc, or the three legacy ciphertexts when it is
+// empty). The plaintexts may point into the decryptor's buffer: they are
+// valid until its next call.
 type Decryptor interface {
-	Open(dst []byte, batchID string, seq int, field string, ciphertext []byte) ([]byte, error)
+	OpenFields(r *Row) (name, id, account []byte, err error)
 }
 
 // Kind is a check list.
@@ -274,32 +277,17 @@ type rowWriter struct {
 	full     bool
 	progress func(int)
 	sum      *Summary
-	buf      []byte
 	cells    []any
 }
 
 type person struct{ name, id, account string }
 
 func (w *rowWriter) open(r *Row) (person, error) {
-	var p person
-	var err error
-	if p.name, err = w.field(r, "name", r.NameEnc); err != nil {
-		return p, err
-	}
-	if p.id, err = w.field(r, "id_number", r.IDEnc); err != nil {
-		return p, err
-	}
-	p.account, err = w.field(r, "account", r.AccountEnc)
-	return p, err
-}
-
-func (w *rowWriter) field(r *Row, field string, ct []byte) (string, error) {
-	var err error
-	w.buf, err = w.b.dec.Open(w.buf[:0], r.BatchID, r.Seq, field, ct)
+	name, id, account, err := w.b.dec.OpenFields(r)
 	if err != nil {
-		return "", fmt.Errorf("report: open %s of %s/%d: %w", field, r.BatchID, r.Seq, err)
+		return person{}, fmt.Errorf("report: open %s/%d: %w", r.BatchID, r.Seq, err)
 	}
-	return string(w.buf), nil
+	return person{string(name), string(id), string(account)}, nil
 }
 
 // shown masks a person unless full view.
@@ -411,7 +399,7 @@ type member struct {
 
 func copyRow(r *Row) Row {
 	c := *r
-	c.NameEnc, c.IDEnc, c.AccountEnc = nil, nil, nil
+	c.FieldsEnc, c.NameEnc, c.IDEnc, c.AccountEnc = nil, nil, nil, nil
 	c.IDIndex = append([]byte(nil), r.IDIndex...)
 	c.AccountIndex = append([]byte(nil), r.AccountIndex...)
 	return c

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -111,11 +110,13 @@ func (f *fakeStore) FailedRecords(_ context.Context, _ string, fn func(*Row) err
 
 type plain struct{}
 
-func (plain) Open(dst []byte, _ string, _ int, _ string, ct []byte) ([]byte, error) {
-	if bytes.Equal(ct, []byte("BROKEN")) {
-		return nil, errors.New("auth failed")
+func (plain) OpenFields(r *Row) (name, id, account []byte, err error) {
+	for i, ct := range [][]byte{r.NameEnc, r.IDEnc, r.AccountEnc} {
+		if bytes.Equal(ct, []byte("BROKEN")) {
+			return nil, nil, nil, fmt.Errorf("%s: auth failed", []string{"name", "id_number", "account"}[i])
+		}
 	}
-	return append(dst, ct...), nil
+	return r.NameEnc, r.IDEnc, r.AccountEnc, nil
 }
 
 func row(seq int, name, id, acct, bad string) Row {
@@ -234,7 +235,7 @@ func TestDecryptFailureStops(t *testing.T) {
 	r.IDEnc = []byte("BROKEN")
 	b, _ := New(&fakeStore{rows: []Row{r}}, plain{}, Options{Rules: Rules{MissingName: true}})
 	_, err := b.Write(context.Background(), Request{Kind: KindSanwu, Format: XLSX}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "open id_number of B/1") || strings.Contains(err.Error(), goodID) {
+	if err == nil || !strings.Contains(err.Error(), "open B/1: id_number") || strings.Contains(err.Error(), goodID) {
 		t.Fatalf("err = %v", err)
 	}
 }

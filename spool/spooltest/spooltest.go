@@ -134,6 +134,9 @@ func stageInvisible(t *testing.T, s spool.Store) {
 func finalizeReceived(t *testing.T, s spool.Store) {
 	ctx := context.Background()
 	recs := []spool.Record{Rec(1, "p1", "a1", "GDZL", "2026-11", 100), Rec(2, "p2", "a2", "GDZL", "2026-11", 250)}
+	// Record 2 carries its fields in the combined layout, record 1 in the
+	// legacy one: the store keeps each as given.
+	recs[1].FieldsEnc, recs[1].NameEnc, recs[1].IDEnc, recs[1].AccountEnc = []byte("enc-fields-p2"), nil, nil, nil
 	h := Header("B1", "210102", "GDZL", "2026-11")
 	h.Body = "0123456789abcdef"
 	res := Submit(t, s, h, recs)
@@ -155,6 +158,11 @@ func finalizeReceived(t *testing.T, s spool.Store) {
 	if len(got) != 2 || got[0].Seq != 1 || got[1].Seq != 2 || got[1].AmountFen != 250 || got[0].State != spool.RecordPending ||
 		!bytes.Equal(got[0].IDEnc, recs[0].IDEnc) || !bytes.Equal(got[1].DedupeKey, recs[1].DedupeKey) {
 		t.Fatalf("records = %+v", got)
+	}
+	if len(got[0].FieldsEnc) != 0 || !bytes.Equal(got[0].NameEnc, recs[0].NameEnc) || !bytes.Equal(got[0].AccountEnc, recs[0].AccountEnc) ||
+		!bytes.Equal(got[1].FieldsEnc, recs[1].FieldsEnc) || len(got[1].NameEnc)+len(got[1].IDEnc)+len(got[1].AccountEnc) != 0 {
+		t.Fatalf("fields not kept in their layouts: %q %q %q %q / %q %q %q %q", got[0].FieldsEnc, got[0].NameEnc, got[0].IDEnc, got[0].AccountEnc,
+			got[1].FieldsEnc, got[1].NameEnc, got[1].IDEnc, got[1].AccountEnc)
 	}
 	counts, err := s.RecordCounts(ctx, "B1")
 	if err != nil || len(counts) != 1 || counts[0].State != spool.RecordPending || counts[0].Count != 2 || counts[0].Fen != 350 {

@@ -132,7 +132,7 @@ func (s *Store) TransitionBatch(ctx context.Context, batchID string, from, to sp
 
 // recordCols are the columns of a spool.Record over records r joined with
 // record_fields f (recordFrom).
-var recordCols = `r.seq, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, f.remark, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq`
+var recordCols = `r.seq, f.fields_enc, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, f.remark, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq`
 
 // recordFrom joins a record's changing part with its fields written once at intake (migration 0009).
 const recordFrom = `records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq`
@@ -144,7 +144,7 @@ func scanRecord(sc interface{ Scan(...any) error }, r *spool.Record) error {
 func scanRecordWith(sc interface{ Scan(...any) error }, r *spool.Record, extra ...any) error {
 	var state string
 	var at int64
-	if err := sc.Scan(append([]any{&r.Seq, &r.NameEnc, &r.IDEnc, &r.AccountEnc, &r.IDIndex, &r.AccountIndex, &r.DedupeKey,
+	if err := sc.Scan(append([]any{&r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc, &r.IDIndex, &r.AccountIndex, &r.DedupeKey,
 		&r.AccountKind, &r.AmountFen, &r.Remark, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BankSerial, &at, &r.ReissueOfSeq}, extra...)...); err != nil {
 		return err
 	}
@@ -368,7 +368,7 @@ func newInserts(c *sqlite3.SQLiteConn) (*inserts, error) {
 	if err != nil {
 		return nil, err
 	}
-	fld, err := newMultiInsert(c, insertFieldsSQL, insertFieldsRow, 6, insertGroup)
+	fld, err := newMultiInsert(c, insertFieldsSQL, insertFieldsRow, 7, insertGroup)
 	if err != nil {
 		rec.close()
 		return nil, err
@@ -409,9 +409,10 @@ func (ins *inserts) exec(batch int64, recs []spool.Record) error {
 		r := &recs[i]
 		add(batch)
 		add(int64(r.Seq))
-		add(r.NameEnc)
-		add(r.IDEnc)
-		add(r.AccountEnc)
+		add(blob(r.FieldsEnc))
+		add(blob(r.NameEnc))
+		add(blob(r.IDEnc))
+		add(blob(r.AccountEnc))
 		add(r.Remark)
 	}
 	err := ins.fld.exec(a)
@@ -423,9 +424,20 @@ func (ins *inserts) exec(batch int64, recs []spool.Record) error {
 const (
 	insertRecordsSQL = `INSERT INTO records(batch, seq, id_index, account_index, dedupe_key, account_kind, amount_fen, reissue_of_seq, state) VALUES `
 	insertRecordsRow = `(?,?,?,?,?,?,?,?,?)`
-	insertFieldsSQL  = `INSERT INTO record_fields(batch, seq, name_enc, id_enc, account_enc, remark) VALUES `
-	insertFieldsRow  = `(?,?,?,?,?,?)`
+	insertFieldsSQL  = `INSERT INTO record_fields(batch, seq, fields_enc, name_enc, id_enc, account_enc, remark) VALUES `
+	insertFieldsRow  = `(?,?,?,?,?,?,?)`
 )
+
+// blob is b, or an empty blob for nil: a record carries its fields in one
+// layout (migration 0014), and the columns of the other are NOT NULL.
+func blob(b []byte) []byte {
+	if b == nil {
+		return noBytes
+	}
+	return b
+}
+
+var noBytes = []byte{}
 
 func (st *stage) Abort(ctx context.Context) error {
 	// Use a fresh context: an abort usually follows a cancelled request.

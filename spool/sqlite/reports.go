@@ -14,7 +14,7 @@ var _ report.Store = (*Store)(nil)
 
 // reportCols are the columns of a report.Row, over records r, record_fields f,
 // batches b and bad_accounts x.
-var reportCols = `b.batch_id, b.tenant, b.bank, b.subsidy_code, b.period, r.seq, f.name_enc, f.id_enc, f.account_enc,
+var reportCols = `b.batch_id, b.tenant, b.bank, b.subsidy_code, b.period, r.seq, f.fields_enc, f.name_enc, f.id_enc, f.account_enc,
 	r.id_index, r.account_index, r.amount_fen, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, coalesce(x.reason, '')`
 
 const reportFrom = ` FROM records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq JOIN batches b ON b.id = r.batch LEFT JOIN bad_accounts x ON x.account_index = r.account_index`
@@ -61,7 +61,7 @@ func (s *Store) reportRows(ctx context.Context, what, query string, args []any, 
 	var r report.Row
 	var state string
 	for rows.Next() {
-		if err := rows.Scan(&r.BatchID, &r.Tenant, &r.Bank, &r.Subsidy, &r.Period, &r.Seq, &r.NameEnc, &r.IDEnc, &r.AccountEnc,
+		if err := rows.Scan(&r.BatchID, &r.Tenant, &r.Bank, &r.Subsidy, &r.Period, &r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc,
 			&r.IDIndex, &r.AccountIndex, &r.AmountFen, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BadReason); err != nil {
 			return fmt.Errorf("sqlite: report %s: %w", what, err)
 		}

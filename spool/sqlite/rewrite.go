@@ -14,7 +14,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT r.batch, b.batch_id, r.seq, r.name_enc, r.id_enc, r.account_enc FROM record_fields r
+	rows, err := s.r.QueryContext(ctx, `SELECT r.batch, b.batch_id, r.seq, r.fields_enc, r.name_enc, r.id_enc, r.account_enc FROM record_fields r
 		JOIN batches b ON b.id = r.batch
 		WHERE b.state <> 'STAGING' AND (r.batch > ? OR (r.batch = ? AND r.seq > ?))
 		ORDER BY r.batch, r.seq LIMIT ?`, after.Batch, after.Batch, after.Seq, limit)
@@ -29,7 +29,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 	var page []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.pk, &r.BatchID, &r.Seq, &r.NameEnc, &r.IDEnc, &r.AccountEnc); err != nil {
+		if err := rows.Scan(&r.pk, &r.BatchID, &r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc); err != nil {
 			rows.Close()
 			return after, 0, 0, err
 		}
@@ -55,14 +55,14 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 	}
 	if changed > 0 {
 		err = s.tx(ctx, func(tx *sql.Tx) error {
-			stmt, err := tx.PrepareContext(ctx, `UPDATE record_fields SET name_enc = ?, id_enc = ?, account_enc = ? WHERE batch = ? AND seq = ?`)
+			stmt, err := tx.PrepareContext(ctx, `UPDATE record_fields SET fields_enc = ?, name_enc = ?, id_enc = ?, account_enc = ? WHERE batch = ? AND seq = ?`)
 			if err != nil {
 				return err
 			}
 			defer stmt.Close()
 			for _, r := range page {
 				if r.changed {
-					if _, err := stmt.Exec(r.NameEnc, r.IDEnc, r.AccountEnc, r.pk, r.Seq); err != nil {
+					if _, err := stmt.Exec(blob(r.FieldsEnc), blob(r.NameEnc), blob(r.IDEnc), blob(r.AccountEnc), r.pk, r.Seq); err != nil {
 						return err
 					}
 				}
