@@ -440,6 +440,7 @@ func blob(b []byte) []byte {
 var noBytes = []byte{}
 
 func (st *stage) Abort(ctx context.Context) error {
+	st.kept.release()
 	// Use a fresh context: an abort usually follows a cancelled request.
 	ctx = context.WithoutCancel(ctx)
 	return st.s.tx(ctx, func(tx *sql.Tx) error {
@@ -450,6 +451,7 @@ func (st *stage) Abort(ctx context.Context) error {
 
 func (st *stage) Finalize(ctx context.Context, b *spool.Batch, actor string, warnings func(spool.FinalizeResult) []byte) (spool.FinalizeResult, error) {
 	var res spool.FinalizeResult
+	defer st.kept.release() // after the shared-account read has stopped (deferred below)
 	shared := st.startSharedAccounts(ctx)
 	defer shared.cancel()
 	err := st.s.txConn(ctx, func(conn *sql.Conn, tx *sql.Tx) error {

@@ -11,8 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 
@@ -36,7 +40,8 @@ import (
 // for batches over maxKeptRecords (24 bytes a record in memory), it runs
 // the SQL versions, which stay the reference (a test holds the two equal).
 type stageKeys struct {
-	keys  []claimKey
+	keys  []claimKey // in mem, off the Go heap
+	mem   *offHeap
 	bloom []uint64 // nil: no filter (given up, or never started)
 	mask  uint64   // bloom bits - 1 (a power of two)
 	cand  map[[16]byte]struct{}
@@ -63,12 +68,57 @@ func newStageKeys(declared int) *stageKeys {
 	if declared <= 0 || declared > maxKeptRecords {
 		return &stageKeys{off: true}
 	}
+	mem, err := mapOffHeap(declared * int(unsafe.Sizeof(claimKey{})))
+	if err != nil {
+		return &stageKeys{off: true}
+	}
 	bits := uint64(1 << 16)
 	for bits < uint64(declared)*10 { // ~10 bits a key, 7 probes: ~1% false positives
 		bits <<= 1
 	}
-	return &stageKeys{keys: make([]claimKey, 0, declared), bloom: make([]uint64, bits/64), mask: bits - 1,
-		cand: map[[16]byte]struct{}{}, limit: declared}
+	return &stageKeys{keys: unsafe.Slice((*claimKey)(unsafe.Pointer(&mem.b[0])), declared)[:0], mem: mem,
+		bloom: make([]uint64, bits/64), mask: bits - 1, cand: map[[16]byte]struct{}{}, limit: declared}
+}
+
+// offHeap is memory mapped outside the Go heap: the kept keys of a big
+// stage (24 MiB at 1,000,000 records) would otherwise also raise the
+// collector's heap goal by as much again, and the daemon's peak RSS with it.
+// It holds no Go pointer. Unmapped once, by release or, for a stage
+// dropped without Finalize or Abort, by a cleanup.
+type offHeap struct {
+	b []byte
+	m *mapping
+}
+
+// mapping unmaps its memory once, whoever asks first.
+type mapping struct {
+	b    []byte
+	once sync.Once
+}
+
+func (mp *mapping) unmap() { mp.once.Do(func() { syscall.Munmap(mp.b) }) }
+
+func mapOffHeap(n int) (*offHeap, error) {
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, err
+	}
+	oh := &offHeap{b: b, m: &mapping{b: b}}
+	runtime.AddCleanup(oh, (*mapping).unmap, oh.m) // if nobody released it
+	return oh, nil
+}
+
+func (oh *offHeap) free() {
+	oh.b = nil
+	oh.m.unmap()
+}
+
+// release frees the kept keys (Finalize done, or the stage aborted).
+func (sk *stageKeys) release() {
+	if sk == nil {
+		return
+	}
+	sk.giveUp()
 }
 
 // add takes the records of a committed Add.
@@ -93,7 +143,13 @@ func (sk *stageKeys) add(recs []spool.Record) {
 	}
 }
 
-func (sk *stageKeys) giveUp() { *sk = stageKeys{off: true} }
+func (sk *stageKeys) giveUp() {
+	if sk.mem != nil {
+		sk.keys = nil
+		sk.mem.free()
+	}
+	*sk = stageKeys{off: true}
+}
 
 // seen sets an account index's bits in the filter and reports whether they
 // were all set before (it may have been seen). An account index is an

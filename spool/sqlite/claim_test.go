@@ -142,3 +142,53 @@ func TestKeptKeysGiveUp(t *testing.T) {
 		t.Fatal("the SQL claim did not claim the batch")
 	}
 }
+
+// The kept keys live off the Go heap and are unmapped once, at Finalize or
+// Abort (or by a cleanup); giving up or releasing twice is harmless.
+func TestKeptKeysReleased(t *testing.T) {
+	sk := newStageKeys(100)
+	if sk.off || sk.mem == nil || cap(sk.keys) != 100 {
+		t.Fatalf("declared 100: %+v", sk)
+	}
+	var recs []spool.Record
+	for i := 1; i <= 100; i++ {
+		recs = append(recs, spooltest.Rec(i, fmt.Sprint("p", i), fmt.Sprint("a", i), "GDZL", "2026-11", 100))
+	}
+	sk.add(recs[:60])
+	sk.add(recs[60:])
+	if !sk.usable(100) || sk.keys[99].seq != 100 {
+		t.Fatal("kept keys do not cover the 100 records")
+	}
+	m := sk.mem.m
+	sk.release()
+	sk.release()
+	sk.giveUp()
+	if !sk.off || sk.keys != nil || sk.mem != nil || sk.usable(100) {
+		t.Fatalf("after release: %+v", sk)
+	}
+	done := false
+	m.once.Do(func() { done = true })
+	if done {
+		t.Fatal("the mapping was not unmapped")
+	}
+	if sk := newStageKeys(0); !sk.off || sk.mem != nil {
+		t.Fatal("an undeclared stage mapped memory")
+	}
+
+	s := openTemp(t)
+	defer s.Close()
+	st, err := s.BeginBatch(context.Background(), &spool.Batch{BatchID: "X", Tenant: "210102", Bank: "DEMO", SubsidyCode: "GDZL", Period: "2026-11", TotalCount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := st.(*stage).kept
+	if kept.off {
+		t.Fatal("stage keeps nothing")
+	}
+	if err := st.Abort(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !kept.off || kept.mem != nil {
+		t.Fatal("Abort left the kept keys mapped")
+	}
+}
