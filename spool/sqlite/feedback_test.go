@@ -31,10 +31,18 @@ func produceRows(rows []spool.ResultRow, tail error) func(add func(spool.ResultR
 	}
 }
 
+// recordStates counts the records of seq first..last by their effective
+// state (a PENDING row of a SENT delivery is SENT: sentstate.go).
 func recordStates(t *testing.T, s *Store, first, last int) map[string]int {
 	t.Helper()
-	// Effective states: a PENDING row of a SENT delivery is SENT (sentstate.go).
-	rows, err := s.r.Query(`SELECT `+stateOf("r")+` AS st, count(*) FROM records r WHERE seq BETWEEN ? AND ? GROUP BY st`, first, last)
+	return countStates(t, s, stateOf("r"), first, last)
+}
+
+// countStates counts the records of seq first..last by the SQL expression
+// state over records r.
+func countStates(t *testing.T, s *Store, state string, first, last int) map[string]int {
+	t.Helper()
+	rows, err := s.r.Query(`SELECT `+state+` AS st, count(*) FROM records r WHERE seq BETWEEN ? AND ? GROUP BY st`, first, last)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,21 +12,7 @@ import (
 // storedStates counts the states as the rows hold them (not as shown).
 func storedStates(t *testing.T, s *Store, first, last int) map[string]int {
 	t.Helper()
-	rows, err := s.r.Query(`SELECT state, count(*) FROM records WHERE seq BETWEEN ? AND ? GROUP BY state`, first, last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			t.Fatal(err)
-		}
-		got[st] = n
-	}
-	return got
+	return countStates(t, s, "r.state", first, last)
 }
 
 // A record is SENT because its delivery is (migration 0013): sending a file

@@ -242,15 +242,7 @@ func (s *Store) txRelaxed(ctx context.Context, fn func(*sql.Conn, *sql.Tx) error
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(conn, tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return connTx(ctx, conn, fn)
 }
 
 // txConn is tx with the connection under it (for raw.go's driver calls).
@@ -260,6 +252,11 @@ func (s *Store) txConn(ctx context.Context, fn func(*sql.Conn, *sql.Tx) error) e
 		return err
 	}
 	defer conn.Close()
+	return connTx(ctx, conn, fn)
+}
+
+// connTx runs fn in a transaction on conn, committed if fn returns nil.
+func connTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Conn, *sql.Tx) error) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
