@@ -2,10 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
-	"io/fs"
-	"path/filepath"
 	"testing"
 
 	"yktgw/spool"
@@ -17,24 +13,7 @@ import (
 // sees and rewrites them in their layout, and new records in the combined
 // layout sit beside them.
 func TestMigration0014KeepsLegacyFields(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "spool.db")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v < 14; v++ {
-		names, _ := fs.Glob(migrations, fmt.Sprintf("migrations/%04d_*.sql", v))
-		for _, name := range names {
-			body, _ := migrations.ReadFile(name)
-			if _, err := db.Exec(string(body)); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, v)
-		}
-	}
+	path, db := migratedTo(t, 13)
 	if _, err := db.Exec(`INSERT INTO batches(id, batch_id, tenant, bank, subsidy_code, period, state, created_at, updated_at) VALUES (1,'OLD','210102','DEMO','GDZL','2026-11','RECEIVED',0,0)`); err != nil {
 		t.Fatal(err)
 	}

@@ -252,7 +252,11 @@ func TestStageAddNamesRowInGroup(t *testing.T) {
 
 // A spool written before migration 0009 keeps every record's fields: they
 // move to record_fields and read back the same.
-func TestMigration0009MovesFields(t *testing.T) {
+// migratedTo creates a spool file as a daemon of migration version upto left
+// it (the migrations 1..upto, as Open would have run them) and returns its
+// path and a plain connection to it, for rows in that version's layout.
+func migratedTo(t *testing.T, upto int) (string, *sql.DB) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "spool.db")
 	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
 	if err != nil {
@@ -261,7 +265,7 @@ func TestMigration0009MovesFields(t *testing.T) {
 	if _, err := db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	for v := 1; v <= 8; v++ {
+	for v := 1; v <= upto; v++ {
 		names, _ := fs.Glob(migrations, fmt.Sprintf("migrations/%04d_*.sql", v))
 		for _, name := range names {
 			body, _ := migrations.ReadFile(name)
@@ -271,6 +275,11 @@ func TestMigration0009MovesFields(t *testing.T) {
 			db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, v)
 		}
 	}
+	return path, db
+}
+
+func TestMigration0009MovesFields(t *testing.T) {
+	path, db := migratedTo(t, 8)
 	if _, err := db.Exec(`INSERT INTO batches(id, batch_id, tenant, bank, subsidy_code, period, state, created_at, updated_at) VALUES (1,'B1','210102','DEMO','GDZL','2026-11','RECEIVED',0,0)`); err != nil {
 		t.Fatal(err)
 	}
