@@ -226,7 +226,10 @@ type AuditEntry struct {
 
 // Store is the durable spool. All methods are safe for concurrent use.
 type Store interface {
-	// BeginBatch opens an invisible stage for a batch's records.
+	// BeginBatch opens an invisible stage for a batch's records. h.TotalCount
+	// is the count the submission declares, or 0 when none is known: a store
+	// may size what it keeps for Finalize by it (it is never trusted; Finalize
+	// counts what the stage holds).
 	BeginBatch(ctx context.Context, h *BatchHeader) (Stage, error)
 	// Batch returns a visible batch by its platform id (ErrNotFound).
 	Batch(ctx context.Context, batchID string) (*Batch, error)
