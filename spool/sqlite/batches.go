@@ -212,56 +212,23 @@ func (s *Store) RecordCounts(ctx context.Context, batchID string) ([]spool.State
 	if err != nil {
 		return nil, err
 	}
-	// One read: the counts as stored, then the PENDING ones whose delivery is
-	// SENT move to SENT (sentstate.go). A reader transaction: both see the same spool.
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	// Effective states (sentstate.go): a PENDING row of a SENT delivery counts as SENT.
+	rows, err := s.r.QueryContext(ctx, `SELECT st, n, fen FROM (`+stateCounts("b.id = ?1")+`) AS t ORDER BY st`, id)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: record counts: %w", err)
 	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT state, count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? GROUP BY state`, id)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: record counts: %w", err)
-	}
-	by := map[spool.RecordState]*spool.StateCount{}
+	defer rows.Close()
+	var out []spool.StateCount
 	for rows.Next() {
 		var c spool.StateCount
 		var st string
 		if err := rows.Scan(&st, &c.Count, &c.Fen); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		c.State = spool.RecordState(st)
-		by[c.State] = &c
+		out = append(out, c)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: record counts: %w", err)
-	}
-	if p := by[spool.RecordPending]; p != nil {
-		sent, err := pendingSent(ctx, tx, id)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: record counts: %w", err)
-		}
-		if ps := sent[id]; ps[0] > 0 {
-			p.Count -= int(ps[0])
-			p.Fen -= ps[1]
-			if by[spool.RecordSent] == nil {
-				by[spool.RecordSent] = &spool.StateCount{State: spool.RecordSent}
-			}
-			by[spool.RecordSent].Count += int(ps[0])
-			by[spool.RecordSent].Fen += ps[1]
-			if p.Count == 0 {
-				delete(by, spool.RecordPending)
-			}
-		}
-	}
-	out := make([]spool.StateCount, 0, len(by))
-	for _, c := range by {
-		out = append(out, *c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].State < out[j].State })
-	return out, nil
+	return out, rows.Err()
 }
 
 // ---- intake stages ----

@@ -49,23 +49,15 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 		// read, each batch in key order.
 		perBank := map[[2]string]*spool.KeyCount{}
 		var order [][2]string
-		// The rows of PENDING records whose delivery is SENT count as
-		// SENT (sentstate.go): moved by ps, each SENT delivery's range walked once.
-		err = tally(`WITH ps(batch, n, fen) AS MATERIALIZED (`+pendingSentSQL+`)
-			SELECT t.state, b.bank, t.n, t.fen FROM
-			(SELECT batch, state, count(*) AS n, coalesce(sum(amount_fen),0) AS fen FROM records
-			  WHERE batch IN (SELECT id FROM batches WHERE state <> 'STAGING' AND state <> 'SETTLED') GROUP BY batch, state) t
+		// Effective states (sentstate.go): a PENDING row of a SENT delivery counts as SENT.
+		err = tally(`SELECT t.st, b.bank, t.n, t.fen FROM (`+stateCounts("b.state <> 'SETTLED'")+`) AS t
 			JOIN batches b ON b.id = t.batch
-			UNION ALL
-			SELECT 'SENT', b.bank, ps.n, ps.fen FROM ps JOIN batches b ON b.id = ps.batch
-			UNION ALL
-			SELECT 'PENDING', b.bank, -ps.n, -ps.fen FROM ps JOIN batches b ON b.id = ps.batch
 			UNION ALL
 			SELECT 'PAID', b.bank, sum(f.paid), sum(f.paid_fen) FROM batches b JOIN deliveries d ON d.batch = b.id
 			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.paid) > 0
 			UNION ALL
 			SELECT 'FAILED', b.bank, sum(f.failed), sum(f.failed_fen) FROM batches b JOIN deliveries d ON d.batch = b.id
-			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.failed) > 0`, []any{0},
+			  JOIN feedback_files f ON f.delivery = d.id AND f.state = 'APPLIED' WHERE b.state = 'SETTLED' GROUP BY b.id HAVING sum(f.failed) > 0`, nil,
 			func(a, b string, n, fen int64) {
 				k := [2]string{a, b}
 				c := perBank[k]
@@ -78,9 +70,7 @@ func (s *Store) OpsStats(ctx context.Context, now time.Time) (*spool.OpsStats, e
 				c.Fen += fen
 			})
 		for _, k := range order {
-			if c := perBank[k]; c.Count != 0 || c.Fen != 0 { // all of a bank's PENDING may have become SENT
-				st.Records = append(st.Records, *c)
-			}
+			st.Records = append(st.Records, *perBank[k])
 		}
 	}
 	if err == nil {

@@ -1,10 +1,5 @@
 package sqlite
 
-import (
-	"context"
-	"database/sql"
-)
-
 // A record is SENT because its delivery is (migration 0013): a delivery
 // covers first_seq..last_seq of its batch, the deliveries of a batch
 // partition it, and SENT is final for a delivery. The row of a record keeps
@@ -15,7 +10,7 @@ import (
 //	anything else                  -> as stored (SENT rows of earlier versions included)
 //
 // Everything that reads a record's state outside this file goes through
-// stateOf, or through pendingSent for counts.
+// stateOf, or through stateCounts for counts.
 
 // sentOf is an SQL expression over a record alias: 1 when the record's
 // delivery is SENT, else 0 (no delivery yet included). One seek in
@@ -32,33 +27,22 @@ func stateOf(r string) string {
 	return `(CASE WHEN ` + r + `.state = 'PENDING' AND ` + sentOf(r) + ` THEN 'SENT' ELSE ` + r + `.state END)`
 }
 
-// pendingSentSQL counts, per batch, the records stored PENDING whose
-// delivery is SENT (effectively SENT), walking each SENT delivery's range of
-// records once. ?1 restricts it to one batch (0: every batch). A SETTLED
-// batch has no PENDING record (settling checks): its deliveries are skipped.
-const pendingSentSQL = `SELECT d.batch, count(*), coalesce(sum(r.amount_fen), 0)
-	FROM deliveries d JOIN records r ON r.batch = d.batch AND r.seq BETWEEN d.first_seq AND d.last_seq
-	WHERE d.state = 'SENT' AND r.state = 'PENDING' AND (?1 = 0 OR d.batch = ?1)
-	  AND d.batch IN (SELECT id FROM batches WHERE state <> 'SETTLED')
-	GROUP BY d.batch`
-
-// pendingSent returns, per batch, the count and fen of the records stored
-// PENDING whose delivery is SENT; batch 0 asks for every batch.
-func pendingSent(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, batch int64) (map[int64][2]int64, error) {
-	rows, err := q.QueryContext(ctx, pendingSentSQL, batch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int64][2]int64{}
-	for rows.Next() {
-		var b, n, fen int64
-		if err := rows.Scan(&b, &n, &fen); err != nil {
-			return nil, err
-		}
-		out[b] = [2]int64{n, fen}
-	}
-	return out, rows.Err()
+// stateCounts is the SQL of the records' count and fen by batch and
+// effective state, for the visible batches matching batchCond (an SQL
+// condition over batches b, e.g. "b.id = ?1"). Each record is read once:
+// a planned batch through its deliveries, whose state tells a PENDING row's
+// (they partition the batch; CROSS JOIN walks each delivery's range of
+// records in key order instead of looking a delivery up for every record),
+// a batch not yet planned directly. Columns: batch, st, n, fen.
+func stateCounts(batchCond string) string {
+	return `SELECT r.batch AS batch, CASE WHEN r.state = 'PENDING' AND d.state = 'SENT' THEN 'SENT' ELSE r.state END AS st,
+		count(*) AS n, coalesce(sum(r.amount_fen), 0) AS fen
+		FROM deliveries d CROSS JOIN records r ON r.batch = d.batch AND r.seq BETWEEN d.first_seq AND d.last_seq
+		WHERE d.batch IN (SELECT b.id FROM batches b WHERE b.state <> 'STAGING' AND ` + batchCond + `)
+		GROUP BY r.batch, st
+		UNION ALL
+		SELECT r.batch, r.state, count(*), coalesce(sum(r.amount_fen), 0) FROM records r
+		WHERE r.batch IN (SELECT b.id FROM batches b WHERE b.state <> 'STAGING' AND ` + batchCond + `
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.batch = b.id))
+		GROUP BY r.batch, r.state`
 }
