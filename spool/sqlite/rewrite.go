@@ -16,8 +16,8 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT r.batch, b.batch_id, r.seq, r.fields_enc, r.name_enc, r.id_enc, r.account_enc FROM record_fields r
 		JOIN batches b ON b.id = r.batch
-		WHERE b.state <> 'STAGING' AND (r.batch > ? OR (r.batch = ? AND r.seq > ?))
-		ORDER BY r.batch, r.seq LIMIT ?`, after.Batch, after.Batch, after.Seq, limit)
+		WHERE b.state <> 'STAGING' AND (r.batch, r.seq) > (?, ?)
+		ORDER BY r.batch, r.seq LIMIT ?`, after.Batch, after.Seq, limit)
 	if err != nil {
 		return after, 0, 0, fmt.Errorf("sqlite: rewrite fields: %w", err)
 	}
