@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -236,7 +237,8 @@ func (s *Store) RecordCounts(ctx context.Context, batchID string) ([]spool.State
 type stage struct {
 	s    *Store
 	id   int64
-	kept *stageKeys // what the committed Adds wrote, for Finalize (claim.go)
+	kept *stageKeys          // what the committed Adds wrote, for Finalize (claim.go)
+	vals []driver.NamedValue // an Add's bound values, reused by the next (Adds come one at a time)
 }
 
 func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Stage, error) {
@@ -262,6 +264,26 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	// What needs no spool is done on another goroutine while the writer
+	// inserts: the values of each group of rows, handed over group by group
+	// in order, then the kept keys. The writer only binds and steps.
+	groups := make(chan rowGroup, (len(recs)+insertGroup-1)/insertGroup+insertGroup)
+	kept := make(chan *chunkKeys, 1)
+	st.vals = slices.Grow(st.vals[:0], len(recs)*maxRecordValues)[:0]
+	go func(vals []driver.NamedValue) {
+		for i := 0; i < len(recs); {
+			n := min(insertGroup, len(recs)-i)
+			if n < insertGroup {
+				n = 1
+			}
+			var g rowGroup
+			g, vals = buildRows(recs[i:i+n], vals)
+			groups <- g
+			i += n
+		}
+		close(groups)
+		kept <- st.kept.prepare(recs)
+	}(st.vals)
 	err := st.s.txRelaxed(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		var state string
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {
@@ -277,39 +299,37 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		// driver (raw.go). A record is two rows: its changing part
 		// (records) and its fields (record_fields).
 		return withRaw(conn, func(c *sqlite3.SQLiteConn) error {
-			ins, err := newInserts(c)
+			ins, err := newInserts(c, st.id)
 			if err != nil {
 				return err
 			}
 			defer ins.close()
-			for i := 0; i < len(recs); {
-				n := min(insertGroup, len(recs)-i)
-				if n < insertGroup {
-					n = 1
-				}
-				if err := ins.exec(st.id, recs[i:i+n]); err != nil {
-					if n == 1 {
-						return recordErr(recs[i].Seq, err)
+			for g := range groups {
+				if err := ins.exec(g); err != nil {
+					if len(g.recs) == 1 {
+						return recordErr(g.recs[0].Seq, err)
 					}
 					// The failed statement left nothing behind; redo the group a
 					// row at a time to name the record at fault.
-					for j := i; j < i+n; j++ {
-						if err := ins.exec(st.id, recs[j:j+1]); err != nil {
-							return recordErr(recs[j].Seq, err)
+					for j := range g.recs {
+						one, _ := buildRows(g.recs[j:j+1], nil)
+						if err := ins.exec(one); err != nil {
+							return recordErr(g.recs[j].Seq, err)
 						}
 					}
-					return fmt.Errorf("seq %d..%d: %w", recs[i].Seq, recs[i+n-1].Seq, err)
+					return fmt.Errorf("seq %d..%d: %w", g.recs[0].Seq, g.recs[len(g.recs)-1].Seq, err)
 				}
-				i += n
 			}
 			return nil
 		})
 	})
+	ck := <-kept                  // the values are built too: groups is closed
+	clear(st.vals[:cap(st.vals)]) // they point into the records (sealed fields)
 	if err != nil {
 		st.kept.giveUp() // whatever the outcome, Finalize reads the spool
 		return fmt.Errorf("sqlite: stage add: %w", err)
 	}
-	st.kept.add(recs)
+	st.kept.commit(ck, len(recs))
 	return nil
 }
 
@@ -321,44 +341,84 @@ func recordErr(seq int, err error) error {
 	return fmt.Errorf("seq %d: %w", seq, err)
 }
 
-const insertGroup = 32 // records per INSERT statement (9 parameters each, well under SQLite's 32766)
+const insertGroup = 32 // records per INSERT statement (7 parameters each, well under SQLite's 32766)
 
 // inserts are a stage's prepared INSERTs into records and into
-// record_fields, a record or insertGroup records at a time.
+// record_fields, a record or insertGroup records at a time. Only what
+// differs from record to record is bound: the stage's batch is a literal of
+// the statements, a record's state follows from reissue_of_seq in SQL, and a
+// record whose fields are sealed in one ciphertext (migration 0014) goes
+// through a statement with the three legacy columns empty. Every bound value
+// is work on the single writer (copying it to C, binding it): 10 values a
+// record instead of 16.
 type inserts struct {
-	rec, fld *multiInsert
-	args     []driver.NamedValue
+	rec, fld, fldLegacy *multiInsert
 }
 
-func newInserts(c *sqlite3.SQLiteConn) (*inserts, error) {
-	rec, err := newMultiInsert(c, insertRecordsSQL, insertRecordsRow, 9, insertGroup)
-	if err != nil {
+func newInserts(c *sqlite3.SQLiteConn, batch int64) (*inserts, error) {
+	ins := &inserts{}
+	var err error
+	b := strconv.FormatInt(batch, 10)
+	if ins.rec, err = newMultiInsertRows(c, insertRecordsSQL, func(p int) string {
+		return fmt.Sprintf(insertRecordsRow, b, p+1, p+2, p+3, p+4, p+5, p+6, p+7)
+	}, insertRecordsCols, insertGroup); err != nil {
 		return nil, err
 	}
-	fld, err := newMultiInsert(c, insertFieldsSQL, insertFieldsRow, 7, insertGroup)
-	if err != nil {
-		rec.close()
+	if ins.fld, err = newMultiInsertRows(c, insertFieldsSQL, func(p int) string {
+		return fmt.Sprintf(insertFieldsRow, b, p+1, p+2, p+3)
+	}, insertFieldsCols, insertGroup); err != nil {
+		ins.close()
 		return nil, err
 	}
-	return &inserts{rec: rec, fld: fld, args: make([]driver.NamedValue, 0, insertGroup*9)}, nil
+	if ins.fldLegacy, err = newMultiInsertRows(c, insertFieldsSQL, func(p int) string {
+		return fmt.Sprintf(insertFieldsLegacyRow, b, p+1, p+2, p+3, p+4, p+5, p+6)
+	}, insertFieldsLegacyCols, insertGroup); err != nil {
+		ins.close()
+		return nil, err
+	}
+	return ins, nil
 }
 
 func (ins *inserts) close() {
-	ins.rec.close()
-	ins.fld.close()
+	for _, mi := range []*multiInsert{ins.rec, ins.fld, ins.fldLegacy} {
+		if mi != nil {
+			mi.close()
+		}
+	}
 }
 
-// exec inserts recs (1 or insertGroup of them).
-func (ins *inserts) exec(batch int64, recs []spool.Record) error {
-	a := ins.args[:0]
+// rowGroup is the bound values of 1 or insertGroup records (buildRows).
+type rowGroup struct {
+	recs     []spool.Record
+	rec, fld []driver.NamedValue
+	legacy   bool // fld is in the legacy layout (insertFieldsLegacyRow)
+}
+
+// maxRecordValues is the most values buildRows takes for one record.
+const maxRecordValues = insertRecordsCols + insertFieldsLegacyCols
+
+// buildRows takes the values of recs out of vals's spare capacity (or new
+// memory) and returns them with what is left. It touches no spool: it runs
+// off the writer (Add).
+func buildRows(recs []spool.Record, vals []driver.NamedValue) (rowGroup, []driver.NamedValue) {
+	g := rowGroup{recs: recs}
+	for i := range recs {
+		if len(recs[i].NameEnc)+len(recs[i].IDEnc)+len(recs[i].AccountEnc) > 0 {
+			g.legacy = true
+			break
+		}
+	}
+	var a []driver.NamedValue
 	add := func(v driver.Value) { a = append(a, driver.NamedValue{Ordinal: len(a) + 1, Value: v}) }
+	take := func(n int) {
+		if cap(vals)-len(vals) < n {
+			vals = make([]driver.NamedValue, 0, n)
+		}
+		a = vals[len(vals):len(vals)]
+	}
+	take(len(recs) * insertRecordsCols)
 	for i := range recs {
 		r := &recs[i]
-		state := string(spool.RecordPending)
-		if r.ReissueOfSeq > 0 {
-			state = string(spool.RecordStaged)
-		}
-		add(batch)
 		add(int64(r.Seq))
 		add(r.IDIndex)
 		add(r.AccountIndex)
@@ -366,33 +426,51 @@ func (ins *inserts) exec(batch int64, recs []spool.Record) error {
 		add(r.AccountKind)
 		add(r.AmountFen)
 		add(int64(r.ReissueOfSeq))
-		add(state)
 	}
-	if err := ins.rec.exec(a); err != nil {
-		return err
+	g.rec, vals = a, vals[:len(vals)+len(a)]
+	cols := insertFieldsCols
+	if g.legacy {
+		cols = insertFieldsLegacyCols
 	}
-	a = a[:0]
+	take(len(recs) * cols)
 	for i := range recs {
 		r := &recs[i]
-		add(batch)
 		add(int64(r.Seq))
 		add(blob(r.FieldsEnc))
-		add(blob(r.NameEnc))
-		add(blob(r.IDEnc))
-		add(blob(r.AccountEnc))
+		if g.legacy {
+			add(blob(r.NameEnc))
+			add(blob(r.IDEnc))
+			add(blob(r.AccountEnc))
+		}
 		add(r.Remark)
 	}
-	err := ins.fld.exec(a)
-	clear(a) // the values point into the records (sealed fields)
-	ins.args = a[:0]
-	return err
+	g.fld, vals = a, vals[:len(vals)+len(a)]
+	return g, vals
 }
 
+// exec inserts a group's rows.
+func (ins *inserts) exec(g rowGroup) error {
+	if err := ins.rec.exec(g.rec); err != nil {
+		return err
+	}
+	if g.legacy {
+		return ins.fldLegacy.exec(g.fld)
+	}
+	return ins.fld.exec(g.fld)
+}
+
+// The rows of the inserts: %s is the stage's batch, %d the numbers of the
+// bound parameters. A record goes in PENDING, or STAGED when it reissues a
+// failed record (it claims nothing until Finalize; records_reissue_once).
 const (
-	insertRecordsSQL = `INSERT INTO records(batch, seq, id_index, account_index, dedupe_key, account_kind, amount_fen, reissue_of_seq, state) VALUES `
-	insertRecordsRow = `(?,?,?,?,?,?,?,?,?)`
-	insertFieldsSQL  = `INSERT INTO record_fields(batch, seq, fields_enc, name_enc, id_enc, account_enc, remark) VALUES `
-	insertFieldsRow  = `(?,?,?,?,?,?,?)`
+	insertRecordsSQL       = `INSERT INTO records(batch, seq, id_index, account_index, dedupe_key, account_kind, amount_fen, reissue_of_seq, state) VALUES `
+	insertRecordsRow       = `(%s,?%d,?%d,?%d,?%d,?%d,?%d,?%[8]d,CASE WHEN ?%[8]d > 0 THEN 'STAGED' ELSE 'PENDING' END)`
+	insertRecordsCols      = 7
+	insertFieldsSQL        = `INSERT INTO record_fields(batch, seq, fields_enc, remark, name_enc, id_enc, account_enc) VALUES `
+	insertFieldsRow        = `(%s,?%d,?%d,?%d,x'',x'',x'')`
+	insertFieldsCols       = 3
+	insertFieldsLegacyRow  = `(%s,?%d,?%d,?%[7]d,?%[4]d,?%[5]d,?%[6]d)`
+	insertFieldsLegacyCols = 6
 )
 
 // blob is b, or an empty blob for nil: a record carries its fields in one

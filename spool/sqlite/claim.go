@@ -121,27 +121,58 @@ func (sk *stageKeys) release() {
 	sk.giveUp()
 }
 
-// add takes the records of a committed Add.
-func (sk *stageKeys) add(recs []spool.Record) {
-	if sk.off {
-		return
+// chunkKeys is what one Add keeps, taken from its records while the writer
+// inserts them (prepare) and kept once they are committed (commit).
+type chunkKeys struct {
+	n    int        // records taken; their keys are in the spare capacity of sk.keys
+	cand [][16]byte // account indexes the filter may have seen before
+	bad  bool       // a key of another length: the SQL paths
+}
+
+// prepare takes recs's keys and marks their account indexes in the filter.
+// It runs on a goroutine of its own while the writer inserts recs, so that
+// this work (about 0.3 s of CPU at 1,000,000 records) is off the single
+// writer's path; nothing else touches sk until commit or giveUp. A chunk
+// prepared but not committed leaves its bits in the filter: more false
+// positives only, and a failed Add gives the kept keys up anyway.
+func (sk *stageKeys) prepare(recs []spool.Record) *chunkKeys {
+	ck := &chunkKeys{}
+	if sk.off || len(sk.keys)+len(recs) > sk.limit {
+		return ck
 	}
-	if len(sk.keys)+len(recs) > sk.limit || len(sk.cand) > sk.limit/4+1024 {
-		sk.giveUp() // more than declared (refused at Finalize), or a filter gone bad
-		return
-	}
+	keys := sk.keys[len(sk.keys) : len(sk.keys)+len(recs)]
 	for i := range recs {
 		r := &recs[i]
 		if len(r.DedupeKey) != keyLen || len(r.AccountIndex) != keyLen {
-			sk.giveUp()
-			return
+			ck.bad = true
+			return ck
 		}
-		sk.keys = append(sk.keys, claimKey{hi: binary.BigEndian.Uint64(r.DedupeKey), lo: binary.BigEndian.Uint64(r.DedupeKey[8:]), seq: int64(r.Seq)})
+		keys[i] = claimKey{hi: binary.BigEndian.Uint64(r.DedupeKey), lo: binary.BigEndian.Uint64(r.DedupeKey[8:]), seq: int64(r.Seq)}
 		if sk.seen(r.AccountIndex) {
-			sk.cand[[16]byte(r.AccountIndex)] = struct{}{}
+			ck.cand = append(ck.cand, [16]byte(r.AccountIndex))
 		}
 	}
+	ck.n = len(recs)
+	return ck
 }
+
+// commit keeps a prepared chunk of n records, now committed.
+func (sk *stageKeys) commit(ck *chunkKeys, n int) {
+	if sk.off {
+		return
+	}
+	if ck.bad || ck.n != n || len(sk.keys)+n > sk.limit || len(sk.cand)+len(ck.cand) > sk.limit/4+1024 {
+		sk.giveUp() // more than declared (refused at Finalize), or a filter gone bad
+		return
+	}
+	sk.keys = sk.keys[:len(sk.keys)+n]
+	for _, c := range ck.cand {
+		sk.cand[c] = struct{}{}
+	}
+}
+
+// add takes the records of a committed Add (prepare and commit at once).
+func (sk *stageKeys) add(recs []spool.Record) { sk.commit(sk.prepare(recs), len(recs)) }
 
 func (sk *stageKeys) giveUp() {
 	if sk.mem != nil {
@@ -209,19 +240,30 @@ func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
 		if err != nil {
 			return err
 		}
-		const head, row, tail = `INSERT INTO dedupe_active(dedupe_key, batch, seq) VALUES `, `(?,?,?)`, ` ON CONFLICT(dedupe_key) DO NOTHING`
-		one, err := c.Prepare(head + row + tail)
+		// The batch is a literal of the statements: two values bound a key.
+		const head, tail = `INSERT INTO dedupe_active(dedupe_key, batch, seq) VALUES `, ` ON CONFLICT(dedupe_key) DO NOTHING`
+		row := func(p int) string { return fmt.Sprintf("(?%d,%d,?%d)", p+1, batch, p+2) }
+		one, err := c.Prepare(head + row(0) + tail)
 		if err != nil {
 			return err
 		}
 		defer one.Close()
-		group, err := c.Prepare(head + row + strings.Repeat(","+row, claimGroup-1) + tail)
+		var q strings.Builder
+		q.WriteString(head)
+		for r := range claimGroup {
+			if r > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(row(2 * r))
+		}
+		q.WriteString(tail)
+		group, err := c.Prepare(q.String())
 		if err != nil {
 			return err
 		}
 		defer group.Close()
 		buf := make([]byte, claimGroup*keyLen) // SQLite copies a bound blob: reused per statement
-		args := make([]driver.NamedValue, 0, claimGroup*3)
+		args := make([]driver.NamedValue, 0, claimGroup*2)
 		for i := 0; i < len(sk.keys); {
 			n, stmt := claimGroup, group
 			if len(sk.keys)-i < claimGroup {
@@ -233,8 +275,7 @@ func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
 				key := buf[j*keyLen : (j+1)*keyLen]
 				binary.BigEndian.PutUint64(key, k.hi)
 				binary.BigEndian.PutUint64(key[8:], k.lo)
-				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: key},
-					driver.NamedValue{Ordinal: len(args) + 2, Value: batch}, driver.NamedValue{Ordinal: len(args) + 3, Value: k.seq})
+				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: key}, driver.NamedValue{Ordinal: len(args) + 2, Value: k.seq})
 			}
 			if err := execRaw(stmt, args); err != nil {
 				return err
