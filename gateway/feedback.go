@@ -34,12 +34,13 @@ var badReasons = map[string]bool{
 // once: it is recorded in the spool (by SM3) in the same transaction that
 // applies it, and archived at the bank only after that commit.
 //
-// The next file is fetched, opened, verified, parsed, matched and its lines
-// staged in the spool (a store that can: feedbackStager) while one is applied
-// (the spool has one writer; the rest is CPU on the other core). Files are
-// still applied one at a time and in order, and at most one prepared file
-// waits; preparing records nothing. A file is archived at the bank after its
-// commit, on a goroutine of its own, while the next one applies.
+// The next files are fetched, opened, verified, parsed, matched and their
+// lines staged in the spool (a store that can: feedbackStager) while one is
+// applied (the spool has one writer; the rest is CPU on the other core).
+// Files are still applied one at a time and in order, and at most
+// feedbackAhead prepared files wait; preparing records nothing. A file is
+// archived at the bank after its commit, on a goroutine of its own, while
+// the next one applies.
 func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 	p := bank.Profile
 	log := g.log.With("bank", p.Code)
@@ -48,7 +49,8 @@ func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 		log.Warn("feedback: list", "err", err)
 		return
 	}
-	ready := make(chan *preparedFeedback)
+	// One waits in the channel, one more in the preparer's send.
+	ready := make(chan *preparedFeedback, feedbackAhead-1)
 	go func() {
 		defer close(ready)
 		for _, ref := range refs {
@@ -94,6 +96,19 @@ func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 	<-acked
 }
 
+// feedbackAhead is how many prepared return files may wait for the writer.
+// With one, the preparer of file k+1 and the writer of file k had to finish
+// together: whichever was slower on a file (a busy core, a slow fetch) left
+// the other idle. Two let the preparer run a file further ahead when it is
+// quick, to cover a file where it is slow. Each waiting file holds its
+// result rows (about 5 MB for 50,000 lines) and a slot of the scratch
+// database.
+const feedbackAhead = 2
+
+// feedbackApplyHook, when set (tests), is called before each fetched file
+// is applied.
+var feedbackApplyHook func(ref banks.FeedbackRef)
+
 // feedbackStager is what a spool may also do: stage a prepared file's lines
 // ahead of ApplyFeedback (spool/sqlite: from a connection of its own, while
 // the writer applies the file before). It records and decides nothing;
@@ -134,6 +149,9 @@ func (g *Gateway) fetchFeedback(ctx context.Context, bank *Bank, ref banks.Feedb
 // bank now (applied, or the same bytes applied before).
 func (g *Gateway) applyFetched(ctx context.Context, pf *preparedFeedback) (ack bool, err error) {
 	defer pf.release()
+	if feedbackApplyHook != nil {
+		feedbackApplyHook(pf.ref)
+	}
 	outcome, err := g.applyPrepared(ctx, pf)
 	if err != nil || outcome == FeedbackRefused {
 		return false, err // refused files stay at the bank; ops decide

@@ -15,8 +15,8 @@ import (
 )
 
 // TestFeedbackManyFilesOneRefused: five return files, each written twice
-// (same bytes, two names), the first one malformed. Files are prepared one
-// ahead of the one being applied; still the malformed file and its copy
+// (same bytes, two names), the first one malformed. Files are prepared up
+// to two ahead of the one being applied; still the malformed file and its copy
 // raise one alarm and change nothing, every other file applies once, and
 // only applied files (and their copies) are archived.
 func TestFeedbackManyFilesOneRefused(t *testing.T) {
