@@ -79,13 +79,13 @@ func (r *Rules) Record(subsidy string, in *Record, out *Issues) {
 	} else {
 		in.IDNumber = v
 	}
-	if _, ok := AccountKinds[in.AccountKind]; !ok {
+	if k, ok := AccountKinds[in.AccountKind]; !ok {
 		add(out, in.Seq, "account_kind", errAccountKind, Error)
-	} else if v, err := NormalizeAccount(in.Account, in.AccountKind); err != nil {
+	} else if v, err := normalizeAccount(in.Account, k); err != nil {
 		add(out, in.Seq, "account", err, Error)
 	} else {
 		in.Account = v
-		if AccountKinds[in.AccountKind].Luhn && r.Luhn != LuhnOff && !Luhn(v) {
+		if k.Luhn && r.Luhn != LuhnOff && !Luhn(v) {
 			sev := Warning
 			if r.Luhn == LuhnError {
 				sev = Error
