@@ -12,8 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/emmansun/gmsm/sm3"
 
@@ -149,7 +149,7 @@ func (bb *bodyBuilder) render(r *validate.Record) bool {
 		bb.fail(fmt.Errorf("record %d where %d was expected: records out of order", r.Seq, bb.next))
 		return false
 	}
-	if r.Seq < 1 || r.AmountFen <= 0 || strings.TrimSpace(r.Name) == "" || strings.TrimSpace(r.Account) == "" {
+	if r.Seq < 1 || r.AmountFen <= 0 || blank(r.Name) || blank(r.Account) {
 		bb.fail(fmt.Errorf("record %d: not renderable", r.Seq))
 		return false
 	}
@@ -161,6 +161,17 @@ func (bb *bodyBuilder) render(r *validate.Record) bool {
 	bb.next++
 	if r.Seq == min(bb.first+bb.per-1, bb.last) {
 		bb.cut(r.Seq)
+	}
+	return true
+}
+
+// blank is strings.TrimSpace(s) == "" (format's CheckRecord test) without
+// trimming: true when every rune of s is white space.
+func blank(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) {
+			return false
+		}
 	}
 	return true
 }

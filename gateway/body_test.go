@@ -321,3 +321,12 @@ func TestOutOfOrderBatchHasNoBodies(t *testing.T) {
 		t.Fatalf("%v files sealed from the records, want 3", n)
 	}
 }
+
+// blank decides as format.CheckRecord's strings.TrimSpace(s) == "" does.
+func TestBlank(t *testing.T) {
+	for _, s := range []string{"", " ", "\t\r\n", "\u3000", "\u0085\u00a0", " a ", "王", " 王\u3000", "\xff", " \xff ", "\u200b", "0"} {
+		if got, want := blank(s), strings.TrimSpace(s) == ""; got != want {
+			t.Errorf("blank(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -383,9 +383,23 @@ func decodeRecordFast(v []byte, rj *recordJSON, scratch *[]byte) (n int) {
 func appendString(b, v []byte, i int) ([]byte, int) {
 	j := i + 1
 	for {
+		// A run of plain characters is copied at once: ASCII other than
+		// quote, backslash and control characters, and valid UTF-8
+		// (AppendRune of the rune writes the same bytes).
 		k := j
-		for k < len(v) && v[k] >= 0x20 && v[k] < utf8.RuneSelf && v[k] != '"' && v[k] != '\\' {
-			k++
+		for k < len(v) {
+			if c := v[k]; c < utf8.RuneSelf {
+				if c < 0x20 || c == '"' || c == '\\' {
+					break
+				}
+				k++
+				continue
+			}
+			if r, size := utf8.DecodeRune(v[k:]); r != utf8.RuneError || size > 1 {
+				k += size
+				continue
+			}
+			break
 		}
 		b = append(b, v[j:k]...)
 		j = k

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -19,6 +20,55 @@ type codec struct {
 	kind int // encUTF8, encGBK, encGB18030
 	enc  transform.Transformer
 	dec  transform.Transformer
+
+	bmpOnce sync.Once
+	bmp     []uint16 // see bmpTable
+}
+
+// bmpTable returns the codec's two-byte code of every rune of the Basic
+// Multilingual Plane that enc writes as two bytes (0 for the others: ASCII,
+// unencodable runes, GB18030's four-byte sequences, the GBK euro sign). It
+// is built once, from enc itself, so that a name of Han characters is
+// encoded by lookups instead of the transformer: the same bytes.
+func (c *codec) bmpTable() []uint16 {
+	c.bmpOnce.Do(func() {
+		t := make([]uint16, 0x10000)
+		var src [utf8.UTFMax]byte
+		var dst [8]byte
+		for r := rune(utf8.RuneSelf); r < 0x10000; r++ {
+			if r >= 0xD800 && r <= 0xDFFF {
+				continue // surrogates: not in a valid UTF-8 string
+			}
+			n := utf8.EncodeRune(src[:], r)
+			nDst, nSrc, err := c.enc.Transform(dst[:], src[:n], true)
+			if err == nil && nSrc == n && nDst == 2 {
+				t[r] = uint16(dst[0])<<8 | uint16(dst[1])
+			}
+		}
+		c.bmp = t
+	})
+	return c.bmp
+}
+
+// appendBMP appends s encoded through bmpTable; ok is false (dst then holds
+// some of s) when s has a rune the table lacks or invalid UTF-8: the
+// transformer then decides.
+func (c *codec) appendBMP(dst []byte, s string) (out []byte, ok bool) {
+	t := c.bmpTable()
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			dst = append(dst, b)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || r >= 0x10000 || t[r] == 0 {
+			return dst, false
+		}
+		dst = append(dst, byte(t[r]>>8), byte(t[r]))
+		i += size
+	}
+	return dst, true
 }
 
 const (
@@ -74,6 +124,11 @@ func isASCIIBytes(s []byte) bool {
 func (c *codec) appendEncode(dst []byte, s string) ([]byte, error) {
 	if isASCII(s) {
 		return append(dst, s...), nil
+	}
+	if c.kind != encUTF8 {
+		if out, ok := c.appendBMP(dst, s); ok { // ok: s is valid UTF-8
+			return out, nil
+		}
 	}
 	if !utf8.ValidString(s) {
 		// x/text would write U+FFFD for it: refuse instead of altering data.

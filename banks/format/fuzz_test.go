@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -241,6 +242,40 @@ func FuzzReadBatchJSON(f *testing.F) {
 		for _, err := range recs {
 			if err != nil {
 				return
+			}
+		}
+	})
+}
+
+// FuzzPlainField: the plain-ASCII fast path of field (plainField) writes the
+// bytes, and reports the errors, that the general path does: the same layout
+// with an empty plain table takes the general path for every value.
+func FuzzPlainField(f *testing.F) {
+	f.Add("张三", "6222020000000000001", "11010519491231002X", "", int64(100))
+	f.Add("John Smith", "6222 0200-0000", "x|y", "a\"b<c>&'d", int64(1))
+	f.Add("王\t", "123456789012345678901234567890123", "1", "补贴", int64(-5))
+	f.Add("a|b", "1\x7f", "A", "r", int64(99))
+	var outs, slow []*Layout
+	for _, s := range styles {
+		out, _ := loadStyle(f, s)
+		general := *out
+		general.plain = [256]bool{}
+		outs, slow = append(outs, out), append(slow, &general)
+	}
+	f.Fuzz(func(t *testing.T, name, account, id, remark string, amount int64) {
+		r := Record{Seq: 7, Name: name, Account: account, IDNumber: id, Remark: remark, AmountFen: amount}
+		for i := range outs {
+			got, want := outs[i].CheckRecord(r, "补贴"), slow[i].CheckRecord(r, "补贴")
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: CheckRecord %v, general path %v", styles[i].name, got, want)
+			}
+			var gb, wb bytes.Buffer
+			b := testBatch(1)
+			b.TotalFen = amount
+			one := func(yield func(Record, error) bool) { yield(r, nil) }
+			gerr, werr := outs[i].Render(&gb, b, one), slow[i].Render(&wb, b, one)
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || !bytes.Equal(gb.Bytes(), wb.Bytes()) {
+				t.Fatalf("%s: %v %q, general path %v %q", styles[i].name, gerr, gb.Bytes(), werr, wb.Bytes())
 			}
 		}
 	})

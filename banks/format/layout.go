@@ -110,9 +110,15 @@ type Layout struct {
 	PaidCodes         []string `yaml:"paid_codes"` // return: codes/flags meaning paid (a profile fills these from its code map)
 	XML               *XMLSpec `yaml:"xml"`
 
-	codec      *codec
-	eol        []byte
-	lineWidth  int
+	codec     *codec
+	eol       []byte
+	lineWidth int
+	// plain marks the bytes a text value may hold and still be written as
+	// it is (see renderer.plainField): printable ASCII other than the
+	// delimiter's and the quote's bytes (delimited) or the characters XML
+	// escapes. Compile fills it; all false (never plain) until then.
+	plain      [256]bool
+	plainFixed bool // the style is fixed (plainField's switch)
 	hasOrig    bool
 	paid       map[string]struct{}
 	matchSeq   bool
@@ -315,7 +321,33 @@ func (l *Layout) Compile() error {
 		}
 	}
 	l.SetPaidCodes(l.PaidCodes)
+	l.plain = [256]bool{}
+	if len(errs) == 0 {
+		l.compilePlain()
+	}
 	return errors.Join(errs...)
+}
+
+// compilePlain fills l.plain (see the field's comment).
+func (l *Layout) compilePlain() {
+	for c := 0x20; c < 0x7f; c++ {
+		l.plain[c] = true
+	}
+	var special string
+	switch l.Style {
+	case "fixed":
+		l.plainFixed = true
+	case "delimited":
+		special = l.Delimiter + l.Quote
+	case "xml":
+		special = `&<>"'`
+	default:
+		l.plain = [256]bool{}
+		return
+	}
+	for i := 0; i < len(special); i++ {
+		l.plain[special[i]] = false
+	}
 }
 
 func (l *Layout) compileField(f *Field, detail, ret bool) error {

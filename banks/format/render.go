@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -234,9 +235,14 @@ func (rr *renderer) textLine(fields []Field, src *source, seq int) error {
 		rr.line = append(rr.line, l.eol...)
 	}
 	rr.started = true
+	delimited := l.Style == "delimited"
 	for i := range fields {
-		if i > 0 && l.Style == "delimited" {
-			rr.line = append(rr.line, l.Delimiter...)
+		if i > 0 && delimited {
+			if len(l.Delimiter) == 1 {
+				rr.line = append(rr.line, l.Delimiter[0])
+			} else {
+				rr.line = append(rr.line, l.Delimiter...)
+			}
 		}
 		if err := rr.field(&fields[i], src, seq, 0); err != nil {
 			return err
@@ -398,13 +404,32 @@ func appendMoney(dst []byte, fen int64, yuan bool) []byte {
 // dotVariants are the middle-dot forms seen in minority names.
 const dotVariants = "·•．.・‧﹒"
 
+// isDotVariant reports whether c is one of dotVariants (a switch: strings.
+// ContainsAny with a non-ASCII set searches the set once per rune of name).
+func isDotVariant(c rune) bool {
+	switch c {
+	case '·', '•', '．', '.', '・', '‧', '﹒':
+		return true
+	}
+	return false
+}
+
+func hasDotVariant(name string) bool {
+	for _, c := range name {
+		if isDotVariant(c) {
+			return true
+		}
+	}
+	return false
+}
+
 func (rr *renderer) normalizeDots(name, to string) string {
-	if !strings.ContainsAny(name, dotVariants) {
+	if !hasDotVariant(name) {
 		return name
 	}
 	rr.tmp = rr.tmp[:0]
 	for _, c := range name {
-		if strings.ContainsRune(dotVariants, c) {
+		if isDotVariant(c) {
 			rr.tmp = append(rr.tmp, to...)
 		} else {
 			rr.tmp = utf8.AppendRune(rr.tmp, c)
@@ -420,6 +445,9 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 	s, num, err := rr.value(f, src)
 	if err != nil {
 		return err
+	}
+	if !num && l.isPlain(s) {
+		return rr.plainField(f, s, seq, line)
 	}
 	fe := func(code, msg string) error {
 		// Field is the layout's field name (also for XML), so intake can
@@ -483,11 +511,56 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 	return nil
 }
 
-func appendPad(dst []byte, c byte, n int) []byte {
-	for ; n > 0; n-- {
-		dst = append(dst, c)
+// isPlain reports whether every byte of s is one of l.plain: printable ASCII
+// that is written as it is. Most values are (numbers, ID and account numbers).
+func (l *Layout) isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !l.plain[s[i]] {
+			return false
+		}
 	}
-	return dst
+	return true
+}
+
+// plainField is field for a value l.isPlain accepts: ASCII is its own
+// encoding in every codec, there is no control character, nothing to quote
+// or escape. So the only check that can fail is the length, and the value
+// is appended as it is: byte for byte what field's general path writes.
+func (rr *renderer) plainField(f *Field, s string, seq, line int) error {
+	l := rr.l
+	if l.plainFixed {
+		if len(s) > f.Width {
+			return FieldError{Seq: seq, Line: line, Field: f.Name, Code: CodeTooLong, Message: fmt.Sprintf("%d bytes in %s, width %d", len(s), l.codec.name, f.Width)}
+		}
+		padN := f.Width - len(s)
+		if f.right {
+			rr.line = appendPad(rr.line, f.padByte, padN)
+			rr.line = append(rr.line, s...)
+		} else {
+			rr.line = append(rr.line, s...)
+			rr.line = appendPad(rr.line, f.padByte, padN)
+		}
+		return nil
+	}
+	// delimited, xml
+	if f.Max > 0 && len(s) > f.Max {
+		return FieldError{Seq: seq, Line: line, Field: f.Name, Code: CodeTooLong, Message: fmt.Sprintf("%d bytes in %s, max %d", len(s), l.codec.name, f.Max)}
+	}
+	rr.line = append(rr.line, s...)
+	return nil
+}
+
+func appendPad(dst []byte, c byte, n int) []byte {
+	if n <= 0 {
+		return dst
+	}
+	dst = slices.Grow(dst, n)
+	pad := dst[len(dst) : len(dst)+n]
+	pad[0] = c
+	for k := 1; k < n; k *= 2 {
+		copy(pad[k:], pad[:k])
+	}
+	return dst[:len(dst)+n]
 }
 
 func appendEscaped(dst, s []byte) []byte {

@@ -37,6 +37,11 @@ func NormalizeAccount(s string, kind string) (string, error) {
 	if !ok {
 		return "", errAccountKind
 	}
+	return normalizeAccount(s, k)
+}
+
+// normalizeAccount is NormalizeAccount for the kind's rule k.
+func normalizeAccount(s string, k AccountKind) (string, error) {
 	s = trimSpace(s)
 	if s == "" {
 		return "", errAccountEmpty

@@ -1,7 +1,6 @@
 package validate
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 )
@@ -126,7 +125,7 @@ var (
 // JSON white space is allowed. A negative or zero value decodes; the record check
 // refuses it. The error is a *CodeError.
 func DecodeAmountFen(raw json.RawMessage) (int64, error) {
-	s := bytes.Trim(raw, " \t\r\n")
+	s := trimJSONSpace(raw)
 	if len(s) == 0 {
 		return 0, errAmountMissing
 	}
@@ -170,3 +169,17 @@ func DecodeAmountFen(raw json.RawMessage) (int64, error) {
 	}
 	return int64(u), nil
 }
+
+// trimJSONSpace is bytes.Trim(b, " \t\r\n") without building the cutset's
+// table on every call.
+func trimJSONSpace(b []byte) []byte {
+	for len(b) > 0 && isJSONSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isJSONSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

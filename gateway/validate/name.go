@@ -23,6 +23,9 @@ var (
 	errNameTooLong     = codeErr(CodeNameTooLong)
 )
 
+// hanFirst..hanLast is the block of CJK Unified Ideographs, all of it Han.
+const hanFirst, hanLast = 0x4E00, 0x9FFF
+
 // isDotVariant reports the characters people and systems type for the middle dot
 // of minority names (买买提·艾力).
 func isDotVariant(r rune) bool {
@@ -65,6 +68,12 @@ func normalizeName(s string, nfkc bool) (string, error) {
 	lastDot, prevSpace := false, false // lastDot: the last non-space rune was a dot
 	for i, r := range s {
 		n++
+		if r >= hanFirst && r <= hanLast {
+			// Most names are these: Han, not a digit, nothing to map or
+			// fold, no compatibility ideograph (TestHanBlock).
+			lastDot, prevSpace = false, false
+			continue
+		}
 		if r == utf8.RuneError {
 			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
 				return "", errNameInvalidChar

@@ -64,28 +64,42 @@ func (r *Rules) Subsidy(code string, out *Issues) bool {
 	return false
 }
 
+// Day is a date in China as the number YYYYMMDD: what birth dates in ID
+// numbers must not come after.
+type Day int
+
+// Today is the Rules' clock's date in China.
+func (r *Rules) Today() Day { return Day(todayYMD(r.now())) }
+
 // Record checks one record of a batch for subsidy: name, ID number, account (with
 // the Luhn policy), amount (> 0 and <= the subsidy's cap) and remark. Valid fields
 // are normalized in place; every problem is added to out. Seq range and uniqueness
 // are the SeqTracker's, totals the Totals'.
 func (r *Rules) Record(subsidy string, in *Record, out *Issues) {
+	r.RecordOn(subsidy, r.Today(), in, out)
+}
+
+// RecordOn is Record with today's date given (Today): a caller checking a
+// stream of records reads the clock once for many of them instead of once
+// a record.
+func (r *Rules) RecordOn(subsidy string, today Day, in *Record, out *Issues) {
 	if v, err := NormalizeName(in.Name); err != nil {
 		add(out, in.Seq, "name", err, Error)
 	} else {
 		in.Name = v
 	}
-	if v, err := normalizeID(in.IDNumber, todayYMD(r.now())); err != nil {
+	if v, err := normalizeID(in.IDNumber, int(today)); err != nil {
 		add(out, in.Seq, "id_number", err, Error)
 	} else {
 		in.IDNumber = v
 	}
-	if _, ok := AccountKinds[in.AccountKind]; !ok {
+	if k, ok := AccountKinds[in.AccountKind]; !ok {
 		add(out, in.Seq, "account_kind", errAccountKind, Error)
-	} else if v, err := NormalizeAccount(in.Account, in.AccountKind); err != nil {
+	} else if v, err := normalizeAccount(in.Account, k); err != nil {
 		add(out, in.Seq, "account", err, Error)
 	} else {
 		in.Account = v
-		if AccountKinds[in.AccountKind].Luhn && r.Luhn != LuhnOff && !Luhn(v) {
+		if k.Luhn && r.Luhn != LuhnOff && !Luhn(v) {
 			sev := Warning
 			if r.Luhn == LuhnError {
 				sev = Error

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 var fixedNow = time.Date(2026, 11, 28, 10, 0, 0, 0, chinaZone)
@@ -550,5 +553,22 @@ func BenchmarkRecordClean(b *testing.B) {
 	for b.Loop() {
 		rec := base
 		r.Record("GDZL", &rec, &out)
+	}
+}
+
+// normalizeName takes the runes hanFirst..hanLast without looking at them;
+// that is right only while every one of them is what the general path sees
+// as a plain Han character: Han, not a digit, not mapped (width or dot
+// variant), not a compatibility ideograph. A name of them normalizes to
+// itself.
+func TestHanBlock(t *testing.T) {
+	for r := rune(hanFirst); r <= hanLast; r++ {
+		if !unicode.Is(unicode.Han, r) || unicode.IsDigit(r) || mapNameRune(r) != r || isDotVariant(r) ||
+			r >= 0xF900 && r <= 0xFAFF || r >= 0x2F800 && r <= 0x2FA1F {
+			t.Fatalf("U+%04X is not a plain Han character", r)
+		}
+		if s := string([]rune{'王', r}); !norm.NFKC.IsNormalString(s) {
+			t.Fatalf("U+%04X is not NFKC", r)
+		}
 	}
 }
