@@ -474,14 +474,7 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 		if len(enc) > f.Width {
 			return fe(CodeTooLong, fmt.Sprintf("%d bytes in %s, width %d", len(enc), l.codec.name, f.Width))
 		}
-		padN := f.Width - len(enc)
-		if f.right {
-			rr.line = appendPad(rr.line, f.padByte, padN)
-			rr.line = append(rr.line, enc...)
-		} else {
-			rr.line = append(rr.line, enc...)
-			rr.line = appendPad(rr.line, f.padByte, padN)
-		}
+		rr.line = appendFixed(rr.line, f, enc)
 	case "delimited":
 		if f.Max > 0 && len(enc) > f.Max {
 			return fe(CodeTooLong, fmt.Sprintf("%d bytes in %s, max %d", len(enc), l.codec.name, f.Max))
@@ -511,6 +504,17 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 	return nil
 }
 
+// appendFixed appends v (at most f.Width bytes) padded to f.Width on its side.
+func appendFixed[T string | []byte](line []byte, f *Field, v T) []byte {
+	padN := f.Width - len(v)
+	if f.right {
+		line = appendPad(line, f.padByte, padN)
+		return append(line, v...)
+	}
+	line = append(line, v...)
+	return appendPad(line, f.padByte, padN)
+}
+
 // isPlain reports whether every byte of s is one of l.plain: printable ASCII
 // that is written as it is. Most values are (numbers, ID and account numbers).
 func (l *Layout) isPlain(s string) bool {
@@ -532,14 +536,7 @@ func (rr *renderer) plainField(f *Field, s string, seq, line int) error {
 		if len(s) > f.Width {
 			return FieldError{Seq: seq, Line: line, Field: f.Name, Code: CodeTooLong, Message: fmt.Sprintf("%d bytes in %s, width %d", len(s), l.codec.name, f.Width)}
 		}
-		padN := f.Width - len(s)
-		if f.right {
-			rr.line = appendPad(rr.line, f.padByte, padN)
-			rr.line = append(rr.line, s...)
-		} else {
-			rr.line = append(rr.line, s...)
-			rr.line = appendPad(rr.line, f.padByte, padN)
-		}
+		rr.line = appendFixed(rr.line, f, s)
 		return nil
 	}
 	// delimited, xml
