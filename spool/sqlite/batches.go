@@ -270,6 +270,7 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	groups := make(chan rowGroup, (len(recs)+insertGroup-1)/insertGroup+insertGroup)
 	kept := make(chan *chunkKeys, 1)
 	st.vals = slices.Grow(st.vals[:0], len(recs)*maxRecordValues)[:0]
+	used := 0
 	go func(vals []driver.NamedValue) {
 		for i := 0; i < len(recs); {
 			n := min(insertGroup, len(recs)-i)
@@ -282,6 +283,7 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 			i += n
 		}
 		close(groups)
+		used = len(vals) // of st.vals: it has room for every value (maxRecordValues)
 		kept <- st.kept.prepare(recs)
 	}(st.vals)
 	err := st.s.txRelaxed(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
@@ -323,8 +325,8 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 			return nil
 		})
 	})
-	ck := <-kept                  // the values are built too: groups is closed
-	clear(st.vals[:cap(st.vals)]) // they point into the records (sealed fields)
+	ck := <-kept                             // the values are built too: groups is closed
+	clear(st.vals[:min(used, cap(st.vals))]) // they point into the records (sealed fields)
 	if err != nil {
 		st.kept.giveUp() // whatever the outcome, Finalize reads the spool
 		return fmt.Errorf("sqlite: stage add: %w", err)
