@@ -122,3 +122,26 @@ func TestPrepareReturns(t *testing.T) {
 		t.Fatalf("returns parse to %+v, want %+v", got, sum)
 	}
 }
+
+func TestProcCPU(t *testing.T) {
+	before, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	// Burn about 100 ms of CPU on this goroutine: the reading must grow by
+	// about that (ticks of 10 ms; other threads may add a little).
+	start := time.Now()
+	x := uint64(1)
+	for time.Since(start) < 150*time.Millisecond {
+		for i := 0; i < 1000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	after, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 50*time.Millisecond || d > 2*time.Second || x == 0 {
+		t.Fatalf("CPU time grew by %v while burning 150 ms of wall time", d)
+	}
+}

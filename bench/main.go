@@ -147,8 +147,9 @@ func run(ctx context.Context, n, reps int, seed uint64, keep, profDir, bin strin
 		if err != nil {
 			return err
 		}
-		logf("rep %d yktgw: intake %s, until SENT %s (%d deliveries), feedback %s (prepared in %s), VmHWM %s",
-			rep, ms(rr.Intake), ms(rr.EndToEnd), rr.Deliveries, ms(rr.Feedback), ms(rr.Prepare), mib(rr.HWMSettled))
+		logf("rep %d yktgw: intake %s, until SENT %s (%d deliveries), feedback %s (prepared in %s), VmHWM %s; daemon CPU: intake %s, delivery %s, feedback %s",
+			rep, ms(rr.Intake), ms(rr.EndToEnd), rr.Deliveries, ms(rr.Feedback), ms(rr.Prepare), mib(rr.HWMSettled),
+			ms(rr.CPUIntake), ms(rr.CPUDispatch), ms(rr.CPUFeedback))
 		runs = append(runs, rr)
 	}
 	var smallRun *runResult
@@ -313,6 +314,11 @@ func printTable(out io.Writer, e *env, bases []baselineTimes, runs []runResult, 
 	row("yktgw: 201 until every delivery SENT", disp)
 	row("yktgw: end to end (POST until SENT)", e2e)
 	row("yktgw: feedback (return files in until SETTLED)", fb)
+	// CPU time varies far less than wall time on a shared machine: compare
+	// these between runs made at different times.
+	row("yktgw daemon CPU (user+sys): intake", y(func(r runResult) time.Duration { return r.CPUIntake }))
+	row("yktgw daemon CPU (user+sys): 201 until SENT", y(func(r runResult) time.Duration { return r.CPUDispatch }))
+	row("yktgw daemon CPU (user+sys): feedback", y(func(r runResult) time.Duration { return r.CPUFeedback }))
 
 	ratio := median(e2e).Seconds() / median(base).Seconds()
 	intakeRate := float64(n) / median(intake).Seconds()

@@ -28,24 +28,28 @@ import (
 // runResult is one run of yktgw: the daemon from an empty spool to a
 // settled batch.
 type runResult struct {
-	N          int
-	Intake     time.Duration // POST until the 201
-	Dispatch   time.Duration // the 201 until every delivery is SENT (batch SENT)
-	EndToEnd   time.Duration // POST until batch SENT
-	Feedback   time.Duration // return files in place until batch SETTLED
-	Prepare    time.Duration // writing the return files (bank side, not timed in the table)
-	HWMIntake  int64         // VmHWM in bytes after the 201 (0 in process)
-	HWMSent    int64         // after SENT
-	HWMSettled int64         // after SETTLED
-	Deliveries int
-	Paid       int
-	Failed     int
+	N           int
+	Intake      time.Duration // POST until the 201
+	Dispatch    time.Duration // the 201 until every delivery is SENT (batch SENT)
+	EndToEnd    time.Duration // POST until batch SENT
+	Feedback    time.Duration // return files in place until batch SETTLED
+	Prepare     time.Duration // writing the return files (bank side, not timed in the table)
+	CPUIntake   time.Duration // the daemon's CPU time (user + system) from the POST until the 201
+	CPUDispatch time.Duration // from the 201 until SENT
+	CPUFeedback time.Duration // from the return files in place until SETTLED
+	HWMIntake   int64         // VmHWM in bytes after the 201 (0 in process)
+	HWMSent     int64         // after SENT
+	HWMSettled  int64         // after SETTLED
+	Deliveries  int
+	Paid        int
+	Failed      int
 }
 
 // daemon is a running gateway: the real binary, or (profile mode) the same
 // gateway.Open + Serve inside this process.
 type daemon interface {
 	hwm() (int64, error)
+	cpu() (time.Duration, error) // user + system CPU time used so far
 	stop() error
 }
 
@@ -55,7 +59,8 @@ type procDaemon struct {
 	log    *os.File
 }
 
-func (d *procDaemon) hwm() (int64, error) { return vmHWM(d.cmd.Process.Pid) }
+func (d *procDaemon) hwm() (int64, error)         { return vmHWM(d.cmd.Process.Pid) }
+func (d *procDaemon) cpu() (time.Duration, error) { return procCPU(d.cmd.Process.Pid) }
 
 func (d *procDaemon) stop() error {
 	select {
@@ -80,7 +85,8 @@ type inprocDaemon struct {
 	log    *os.File
 }
 
-func (d *inprocDaemon) hwm() (int64, error) { return vmHWM(os.Getpid()) }
+func (d *inprocDaemon) hwm() (int64, error)         { return vmHWM(os.Getpid()) }
+func (d *inprocDaemon) cpu() (time.Duration, error) { return procCPU(os.Getpid()) } // the bench's own included
 
 func (d *inprocDaemon) stop() error {
 	d.cancel()
@@ -97,6 +103,35 @@ func (d *inprocDaemon) stop() error {
 
 // vmHWM reads a process's peak resident set size (VmHWM) in bytes.
 func vmHWM(pid int) (int64, error) { return procStatus(pid, "VmHWM:") }
+
+// procCPU reads a process's user + system CPU time, all threads, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s: USER_HZ is 100
+// on Linux). On a shared machine it varies far less than wall time does: it
+// counts the daemon's work, not the neighbours' (caches and frequency aside).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("bench: /proc stat without a command")
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 13 {
+		return 0, errors.New("bench: short /proc stat")
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
 
 // procStatus reads one kB figure of /proc/PID/status in bytes.
 func procStatus(pid int, key string) (int64, error) {
@@ -264,6 +299,7 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 	if err := prof.start(name + ".intake"); err != nil {
 		return res, err
 	}
+	c0, _ := d.cpu()
 	t0 := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, "POST", api+"/v1/batches", bufio.NewReaderSize(f, 256<<10))
 	req.ContentLength = st.Size()
@@ -277,6 +313,8 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	res.Intake = time.Since(t0)
+	c1, _ := d.cpu()
+	res.CPUIntake = c1 - c0
 	prof.stop()
 	if resp.StatusCode != 201 {
 		return fail(fmt.Errorf("bench: submit answered %d: %s", resp.StatusCode, truncate(body, 400)))
@@ -291,6 +329,8 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 	err = waitState(ctx, api, token, spool.BatchSent)
 	res.Dispatch = time.Since(t1)
 	res.EndToEnd = time.Since(t0)
+	c2, _ := d.cpu()
+	res.CPUDispatch = c2 - c1
 	prof.stop()
 	if err != nil {
 		return fail(err)
@@ -309,6 +349,7 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 	if err := prof.start(name + ".feedback"); err != nil {
 		return res, err
 	}
+	c3, _ := d.cpu()
 	t2 := time.Now()
 	for _, s := range staged {
 		if err := os.Rename(s, filepath.Join(inbound, filepath.Base(s))); err != nil {
@@ -318,6 +359,8 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 	}
 	err = waitState(ctx, api, token, spool.BatchSettled)
 	res.Feedback = time.Since(t2)
+	c4, _ := d.cpu()
+	res.CPUFeedback = c4 - c3
 	prof.stop()
 	if err != nil {
 		return fail(err)
