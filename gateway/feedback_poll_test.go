@@ -48,9 +48,8 @@ func (c *listChannel) wasOpened(id string) bool {
 }
 
 // TestFeedbackPreparedAhead: while the first file is applied, the poller
-// prepares the next two (feedbackAhead: a file slow to prepare is covered by
-// one prepared before), and no more; files still apply one at a time, in
-// order.
+// prepares the next feedbackAhead files and no more; files still apply one
+// at a time, in order.
 func TestFeedbackPreparedAhead(t *testing.T) {
 	ch := &listChannel{}
 	for i := 1; i <= 6; i++ {
@@ -64,7 +63,7 @@ func TestFeedbackPreparedAhead(t *testing.T) {
 		if ref.ID != "R1" {
 			return
 		}
-		want := "R3"
+		want := fmt.Sprintf("R%d", 1+feedbackAhead)
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			if ch.wasOpened(want) {
 				aheadSeen = true
@@ -72,15 +71,15 @@ func TestFeedbackPreparedAhead(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
-		tooFar = ch.wasOpened("R4")
+		tooFar = ch.wasOpened(fmt.Sprintf("R%d", 2+feedbackAhead))
 	}
 	t.Cleanup(func() { feedbackApplyHook = nil })
 	e.g.pollFeedback(context.Background(), e.g.banks["DEMO"])
 	if !aheadSeen {
-		t.Errorf("while R1 applied, R3 was not prepared (opened: %v)", ch.openedNow())
+		t.Errorf("while R1 applied, R%d was not prepared (opened: %v)", 1+feedbackAhead, ch.openedNow())
 	}
 	if tooFar {
-		t.Errorf("while R1 applied, more than two files were prepared (opened: %v)", ch.openedNow())
+		t.Errorf("while R1 applied, more than %d files were prepared (opened: %v)", feedbackAhead, ch.openedNow())
 	}
 	if got := strings.Join(applied, ","); got != "R1,R2,R3,R4,R5,R6" {
 		t.Errorf("applied %s", got)
