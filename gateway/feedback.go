@@ -101,7 +101,7 @@ func (g *Gateway) pollFeedback(ctx context.Context, bank *Bank) {
 // preparer run a file further ahead and cut the writer's waits between files
 // (0.26-1.03 s a run to 0-0.37 s on a heavily loaded machine), but measured
 // end to end at 1,000,000 records on a less loaded one it made feedback
-// slower in 5 of 6 alternating pairs (4.73/4.42/4.12 s with one against
+// slower in 3 of 3 alternating pairs (4.73/4.42/4.12 s with one against
 // 5.34/4.79/4.29 s with two) and used more CPU (7.2/7.1/6.3 against
 // 8.4/7.2/6.7 CPU-s): the preparer then competes with the writer for the
 // cores when the writer needs them. Each waiting file holds its result rows
