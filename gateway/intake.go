@@ -154,6 +154,7 @@ type intake struct {
 	writerDone chan error
 	writerErr  error
 	body       *bodyBuilder // the files' detail lines, rendered as records are checked (nil: none)
+	lanes      laneTimes
 	// today is the date birth dates are checked against, read from the
 	// clock again after todayEvery records (a millisecond or two of work):
 	// reading it for every record was a twentieth of this goroutine's time.
@@ -162,6 +163,16 @@ type intake struct {
 	finalized bool
 	headerOK  bool
 	nrec      int
+}
+
+// laneTimes is where an intake's time went, logged with "batch accepted":
+// the reader waiting to hand a chunk to the sealer, the sealer sealing and
+// waiting (for a chunk, or for the writer to take one), the writer adding
+// chunks to the stage and waiting for the next (and, in the log, Finalize).
+// The lane that never waits sets the pace.
+type laneTimes struct {
+	chunks                                             int
+	readWait, sealBusy, sealWait, writeBusy, writeWait time.Duration
 }
 
 func (in *intake) fail(field, code, msg string) {
@@ -578,9 +589,15 @@ func (in *intake) startWriter() {
 	if ro := in.h.ReissueOf; ro != nil {
 		sl.reissue = ro.Seqs
 	}
+	lt := &in.lanes // each goroutine writes its own fields; read after stopWriter
 	go func() {
 		var err error
-		for c := range chunks {
+		for t := time.Now(); ; t = time.Now() {
+			c, ok := <-chunks
+			lt.sealWait += time.Since(t)
+			if !ok {
+				break
+			}
 			if err == nil {
 				var out []spool.Record
 				select {
@@ -588,8 +605,12 @@ func (in *intake) startWriter() {
 				default:
 					out = make([]spool.Record, 0, cap(c))
 				}
+				t := time.Now()
 				if out, err = sl.seal(out, c); err == nil {
+					t2 := time.Now()
+					lt.sealBusy += t2.Sub(t)
 					sealed <- out
+					lt.sealWait += time.Since(t2)
 				}
 			}
 			clear(c) // personal data: drop the plaintext
@@ -603,9 +624,17 @@ func (in *intake) startWriter() {
 	}()
 	go func() {
 		var err error
-		for c := range sealed {
+		for t := time.Now(); ; t = time.Now() {
+			c, ok := <-sealed
+			lt.writeWait += time.Since(t)
+			if !ok {
+				break
+			}
 			if err == nil {
+				t := time.Now()
 				err = stage.Add(ctx, c)
+				lt.writeBusy += time.Since(t)
+				lt.chunks++
 			}
 			select {
 			case freeSealed <- c[:0]:
@@ -663,7 +692,9 @@ func (in *intake) flush() error {
 		return nil
 	}
 	// A failed write shows at stopWriter (the writer keeps draining).
+	t := time.Now()
 	in.chunks <- in.chunk
+	in.lanes.readWait += time.Since(t)
 	select {
 	case c := <-in.free:
 		in.chunk = c
@@ -870,6 +901,7 @@ func (in *intake) finish() (SubmitResult, error) {
 		ContentHash: sum, SubmittedBy: in.who.TokenID, ReissueOf: in.reissueOf()}
 	validation := in.issues.Warnings()
 	var all []validate.Issue
+	tf := time.Now() // Finalize, then the queue step: "finalize" in the log
 	res, err := in.stage.Finalize(in.ctx, b, in.who.TokenID, func(r spool.FinalizeResult) []byte {
 		all = append(append([]validate.Issue{}, validation...), guardWarnings(r)...)
 		if len(all) == 0 {
@@ -905,7 +937,10 @@ func (in *intake) finish() (SubmitResult, error) {
 		default:
 		}
 	}
-	g.log.Info("batch accepted", "batch", b.BatchID, "tenant", b.Tenant, "bank", b.Bank, "records", b.TotalCount, "fen", b.TotalFen, "by", in.who)
+	lt := &in.lanes
+	g.log.Info("batch accepted", "batch", b.BatchID, "tenant", b.Tenant, "bank", b.Bank, "records", b.TotalCount, "fen", b.TotalFen, "by", in.who,
+		slog.Group("lanes", "chunks", lt.chunks, "read_wait", lt.readWait, "seal_busy", lt.sealBusy, "seal_wait", lt.sealWait,
+			"write_busy", lt.writeBusy, "write_wait", lt.writeWait, "finalize", time.Since(tf)))
 	stored, err := g.store.Batch(in.ctx, b.BatchID)
 	if err != nil {
 		return SubmitResult{}, err
