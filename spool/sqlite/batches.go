@@ -361,18 +361,18 @@ func newInserts(c *sqlite3.SQLiteConn, batch int64) (*inserts, error) {
 	ins := &inserts{}
 	var err error
 	b := strconv.FormatInt(batch, 10)
-	if ins.rec, err = newMultiInsertRows(c, insertRecordsSQL, func(p int) string {
+	if ins.rec, err = newMultiInsertRows(c, insertRecordsSQL, "", func(p int) string {
 		return fmt.Sprintf(insertRecordsRow, b, p+1, p+2, p+3, p+4, p+5, p+6, p+7)
 	}, insertRecordsCols, insertGroup); err != nil {
 		return nil, err
 	}
-	if ins.fld, err = newMultiInsertRows(c, insertFieldsSQL, func(p int) string {
+	if ins.fld, err = newMultiInsertRows(c, insertFieldsSQL, "", func(p int) string {
 		return fmt.Sprintf(insertFieldsRow, b, p+1, p+2, p+3)
 	}, insertFieldsCols, insertGroup); err != nil {
 		ins.close()
 		return nil, err
 	}
-	if ins.fldLegacy, err = newMultiInsertRows(c, insertFieldsSQL, func(p int) string {
+	if ins.fldLegacy, err = newMultiInsertRows(c, insertFieldsSQL, "", func(p int) string {
 		return fmt.Sprintf(insertFieldsLegacyRow, b, p+1, p+2, p+3, p+4, p+5, p+6)
 	}, insertFieldsLegacyCols, insertGroup); err != nil {
 		ins.close()

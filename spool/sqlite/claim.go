@@ -13,7 +13,6 @@ import (
 	"io"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -241,33 +240,18 @@ func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
 			return err
 		}
 		// The batch is a literal of the statements: two values bound a key.
-		const head, tail = `INSERT INTO dedupe_active(dedupe_key, batch, seq) VALUES `, ` ON CONFLICT(dedupe_key) DO NOTHING`
-		row := func(p int) string { return fmt.Sprintf("(?%d,%d,?%d)", p+1, batch, p+2) }
-		one, err := c.Prepare(head + row(0) + tail)
+		mi, err := newMultiInsertRows(c, `INSERT INTO dedupe_active(dedupe_key, batch, seq) VALUES `, ` ON CONFLICT(dedupe_key) DO NOTHING`,
+			func(p int) string { return fmt.Sprintf("(?%d,%d,?%d)", p+1, batch, p+2) }, 2, claimGroup)
 		if err != nil {
 			return err
 		}
-		defer one.Close()
-		var q strings.Builder
-		q.WriteString(head)
-		for r := range claimGroup {
-			if r > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString(row(2 * r))
-		}
-		q.WriteString(tail)
-		group, err := c.Prepare(q.String())
-		if err != nil {
-			return err
-		}
-		defer group.Close()
+		defer mi.close()
 		buf := make([]byte, claimGroup*keyLen) // SQLite copies a bound blob: reused per statement
 		args := make([]driver.NamedValue, 0, claimGroup*2)
 		for i := 0; i < len(sk.keys); {
-			n, stmt := claimGroup, group
+			n := claimGroup
 			if len(sk.keys)-i < claimGroup {
-				n, stmt = 1, one
+				n = 1
 			}
 			args = args[:0]
 			for j := range n {
@@ -277,7 +261,7 @@ func (sk *stageKeys) claimSorted(conn *sql.Conn, batch int64) (int64, error) {
 				binary.BigEndian.PutUint64(key[8:], k.lo)
 				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: key}, driver.NamedValue{Ordinal: len(args) + 2, Value: k.seq})
 			}
-			if err := execRaw(stmt, args); err != nil {
+			if err := mi.exec(args); err != nil {
 				return err
 			}
 			i += n

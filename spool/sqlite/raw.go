@@ -61,19 +61,20 @@ type multiInsert struct {
 // newMultiInsert prepares "head row" and "head row,row,..." (rows times);
 // row is the placeholder tuple of cols values, e.g. "(?,?,?)".
 func newMultiInsert(c *sqlite3.SQLiteConn, head, row string, cols, rows int) (*multiInsert, error) {
-	return newMultiInsertRows(c, head, func(int) string { return row }, cols, rows)
+	return newMultiInsertRows(c, head, "", func(int) string { return row }, cols, rows)
 }
 
 // newMultiInsertRows is newMultiInsert with row(p) rendering a tuple whose
 // cols values are the parameters ?p+1 .. ?p+cols, so that a tuple may name a
-// value twice or compute a column from one (numbered parameters; ?NNN).
-func newMultiInsertRows(c *sqlite3.SQLiteConn, head string, row func(p int) string, cols, rows int) (*multiInsert, error) {
+// value twice or compute a column from one (numbered parameters; ?NNN), and
+// tail after the rows (an ON CONFLICT clause).
+func newMultiInsertRows(c *sqlite3.SQLiteConn, head, tail string, row func(p int) string, cols, rows int) (*multiInsert, error) {
 	if rows*cols > 32766 { // SQLite's limit of host parameters
 		return nil, fmt.Errorf("multi-row insert of %d x %d values", rows, cols)
 	}
 	mi := &multiInsert{cols: cols, rows: rows}
 	var err error
-	if mi.one, err = c.Prepare(head + row(0)); err != nil {
+	if mi.one, err = c.Prepare(head + row(0) + tail); err != nil {
 		return nil, err
 	}
 	if rows > 1 {
@@ -85,6 +86,7 @@ func newMultiInsertRows(c *sqlite3.SQLiteConn, head string, row func(p int) stri
 			}
 			q.WriteString(row(r * cols))
 		}
+		q.WriteString(tail)
 		if mi.group, err = c.Prepare(q.String()); err != nil {
 			mi.one.Close()
 			return nil, err
