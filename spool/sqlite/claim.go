@@ -170,9 +170,6 @@ func (sk *stageKeys) commit(ck *chunkKeys, n int) {
 	}
 }
 
-// add takes the records of a committed Add (prepare and commit at once).
-func (sk *stageKeys) add(recs []spool.Record) { sk.commit(sk.prepare(recs), len(recs)) }
-
 func (sk *stageKeys) giveUp() {
 	if sk.mem != nil {
 		sk.keys = nil

@@ -154,8 +154,8 @@ func TestKeptKeysReleased(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		recs = append(recs, spooltest.Rec(i, fmt.Sprint("p", i), fmt.Sprint("a", i), "GDZL", "2026-11", 100))
 	}
-	sk.add(recs[:60])
-	sk.add(recs[60:])
+	sk.commit(sk.prepare(recs[:60]), 60)
+	sk.commit(sk.prepare(recs[60:]), len(recs)-60)
 	if !sk.usable(100) || sk.keys[99].seq != 100 {
 		t.Fatal("kept keys do not cover the 100 records")
 	}
