@@ -23,12 +23,7 @@ func TestMigration0014KeepsLegacyFields(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO record_fields(batch, seq, name_enc, id_enc, account_enc, remark) VALUES (1, 1, x'01', x'02', x'03', '备注')`); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openMigrated(t, path, db)
 	ctx := context.Background()
 	recs, err := s.Records(ctx, "OLD", spool.RecordFilter{})
 	if err != nil || len(recs) != 1 {

@@ -278,6 +278,19 @@ func migratedTo(t *testing.T, upto int) (string, *sql.DB) {
 	return path, db
 }
 
+// openMigrated closes the raw connection of a spool built by migratedTo and
+// opens it as a Store, which applies the later migrations.
+func openMigrated(t *testing.T, path string, db *sql.DB) *Store {
+	t.Helper()
+	db.Close()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestMigration0009MovesFields(t *testing.T) {
 	path, db := migratedTo(t, 8)
 	if _, err := db.Exec(`INSERT INTO batches(id, batch_id, tenant, bank, subsidy_code, period, state, created_at, updated_at) VALUES (1,'B1','210102','DEMO','GDZL','2026-11','RECEIVED',0,0)`); err != nil {
@@ -287,12 +300,7 @@ func TestMigration0009MovesFields(t *testing.T) {
 		VALUES (1, 1, x'01', x'02', x'03', x'04', x'05', x'06', 100, '备注', 'PENDING'), (1, 2, x'11', x'12', x'13', x'14', x'15', x'16', 200, '', 'PENDING')`); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
-	s, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openMigrated(t, path, db)
 	recs, err := s.Records(context.Background(), "B1", spool.RecordFilter{})
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("records %+v %v", recs, err)
