@@ -280,3 +280,63 @@ func FuzzPlainField(f *testing.F) {
 		}
 	})
 }
+
+// TestTooLongMessage pins the too-long error of each style, from the plain
+// path (an ASCII remark) and from the general one (the same length in Han).
+func TestTooLongMessage(t *testing.T) {
+	for _, s := range styles {
+		out, _ := loadStyle(t, s)
+		var f *Field
+		for i := range out.Detail {
+			if out.Detail[i].Name == "remark" {
+				f = &out.Detail[i]
+			}
+		}
+		if f == nil {
+			t.Fatalf("%s: no remark field", s.name)
+		}
+		limit, n := f.Max, f.Max
+		word := "max"
+		if out.Style == "fixed" {
+			limit, n, word = f.Width, f.Width, "width"
+		}
+		if limit == 0 {
+			continue // no limit: nothing is too long
+		}
+		for _, remark := range []string{strings.Repeat("a", n+2), strings.Repeat("补", n/2+1)} {
+			r := Record{Seq: 7, Name: "张三", Account: "6222020000000000001", IDNumber: "11010519491231002X", Remark: remark, AmountFen: 100}
+			errs := out.CheckRecord(r, "")
+			want := fmt.Sprintf("%d bytes in %s, %s %d", encodedLen(t, out, remark), out.codec.name, word, limit)
+			found := false
+			for _, fe := range errs {
+				if fe.Code == CodeTooLong && fe.Field == "remark" {
+					found = true
+					if fe.Message != want {
+						t.Errorf("%s: %q, want %q", s.name, fe.Message, want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s: remark of %d bytes not refused as too long: %v", s.name, len(remark), errs)
+			}
+		}
+	}
+}
+
+func encodedLen(t *testing.T, l *Layout, s string) int {
+	t.Helper()
+	b, err := l.codec.appendEncode(nil, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(b)
+}
+
+// TestDotVariantSwitch: isDotVariant's switch is dotVariants, rune for rune.
+func TestDotVariantSwitch(t *testing.T) {
+	for r := rune(0); r < 0x10000; r++ {
+		if isDotVariant(r) != strings.ContainsRune(dotVariants, r) {
+			t.Errorf("U+%04X: switch %v, dotVariants %v", r, isDotVariant(r), strings.ContainsRune(dotVariants, r))
+		}
+	}
+}

@@ -118,7 +118,6 @@ type Layout struct {
 	// delimiter's and the quote's bytes (delimited) or the characters XML
 	// escapes. Compile fills it; all false (never plain) until then.
 	plain      [256]bool
-	plainFixed bool // the style is fixed (plainField's switch)
 	hasOrig    bool
 	paid       map[string]struct{}
 	matchSeq   bool
@@ -336,7 +335,6 @@ func (l *Layout) compilePlain() {
 	var special string
 	switch l.Style {
 	case "fixed":
-		l.plainFixed = true
 	case "delimited":
 		special = l.Delimiter + l.Quote
 	case "xml":

@@ -238,11 +238,7 @@ func (rr *renderer) textLine(fields []Field, src *source, seq int) error {
 	delimited := l.Style == "delimited"
 	for i := range fields {
 		if i > 0 && delimited {
-			if len(l.Delimiter) == 1 {
-				rr.line = append(rr.line, l.Delimiter[0])
-			} else {
-				rr.line = append(rr.line, l.Delimiter...)
-			}
+			rr.line = append(rr.line, l.Delimiter...)
 		}
 		if err := rr.field(&fields[i], src, seq, 0); err != nil {
 			return err
@@ -472,12 +468,12 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 	switch l.Style {
 	case "fixed":
 		if len(enc) > f.Width {
-			return fe(CodeTooLong, fmt.Sprintf("%d bytes in %s, width %d", len(enc), l.codec.name, f.Width))
+			return rr.tooLong(f, seq, line, len(enc))
 		}
 		rr.line = appendFixed(rr.line, f, enc)
 	case "delimited":
 		if f.Max > 0 && len(enc) > f.Max {
-			return fe(CodeTooLong, fmt.Sprintf("%d bytes in %s, max %d", len(enc), l.codec.name, f.Max))
+			return rr.tooLong(f, seq, line, len(enc))
 		}
 		if !num && (strings.Contains(s, l.Delimiter) || (l.Quote != "" && strings.Contains(s, l.Quote))) {
 			if l.Quote == "" {
@@ -496,7 +492,7 @@ func (rr *renderer) field(f *Field, src *source, seq, line int) error {
 		rr.line = append(rr.line, enc...)
 	case "xml":
 		if f.Max > 0 && len(enc) > f.Max {
-			return fe(CodeTooLong, fmt.Sprintf("%d bytes in %s, max %d", len(enc), l.codec.name, f.Max))
+			return rr.tooLong(f, seq, line, len(enc))
 		}
 		// Escaping after encoding is safe: no GBK/GB18030 trail byte is < 0x40.
 		rr.line = appendEscaped(rr.line, enc)
@@ -531,20 +527,30 @@ func (l *Layout) isPlain(s string) bool {
 // or escape. So the only check that can fail is the length, and the value
 // is appended as it is: byte for byte what field's general path writes.
 func (rr *renderer) plainField(f *Field, s string, seq, line int) error {
-	l := rr.l
-	if l.plainFixed {
+	if rr.l.Style == "fixed" {
 		if len(s) > f.Width {
-			return FieldError{Seq: seq, Line: line, Field: f.Name, Code: CodeTooLong, Message: fmt.Sprintf("%d bytes in %s, width %d", len(s), l.codec.name, f.Width)}
+			return rr.tooLong(f, seq, line, len(s))
 		}
 		rr.line = appendFixed(rr.line, f, s)
 		return nil
 	}
 	// delimited, xml
 	if f.Max > 0 && len(s) > f.Max {
-		return FieldError{Seq: seq, Line: line, Field: f.Name, Code: CodeTooLong, Message: fmt.Sprintf("%d bytes in %s, max %d", len(s), l.codec.name, f.Max)}
+		return rr.tooLong(f, seq, line, len(s))
 	}
 	rr.line = append(rr.line, s...)
 	return nil
+}
+
+// tooLong is the error for a value of n encoded bytes over the field's
+// width (fixed) or max (delimited, xml). Field is the layout's field name
+// (also for XML), so intake can map it to its own record fields.
+func (rr *renderer) tooLong(f *Field, seq, line, n int) error {
+	limit := fmt.Sprintf("max %d", f.Max)
+	if rr.l.Style == "fixed" {
+		limit = fmt.Sprintf("width %d", f.Width)
+	}
+	return FieldError{Seq: seq, Line: line, Field: f.Name, Code: CodeTooLong, Message: fmt.Sprintf("%d bytes in %s, %s", n, rr.l.codec.name, limit)}
 }
 
 func appendPad(dst []byte, c byte, n int) []byte {
