@@ -592,12 +592,8 @@ func (in *intake) startWriter() {
 	lt := &in.lanes // each goroutine writes its own fields; read after stopWriter
 	go func() {
 		var err error
-		for t := time.Now(); ; t = time.Now() {
-			c, ok := <-chunks
-			lt.sealWait += time.Since(t)
-			if !ok {
-				break
-			}
+		start := time.Now()
+		for c := range chunks {
 			if err == nil {
 				var out []spool.Record
 				select {
@@ -606,11 +602,10 @@ func (in *intake) startWriter() {
 					out = make([]spool.Record, 0, cap(c))
 				}
 				t := time.Now()
-				if out, err = sl.seal(out, c); err == nil {
-					t2 := time.Now()
-					lt.sealBusy += t2.Sub(t)
+				out, err = sl.seal(out, c)
+				lt.sealBusy += time.Since(t)
+				if err == nil {
 					sealed <- out
-					lt.sealWait += time.Since(t2)
 				}
 			}
 			clear(c) // personal data: drop the plaintext
@@ -619,17 +614,14 @@ func (in *intake) startWriter() {
 			default:
 			}
 		}
+		lt.sealWait = time.Since(start) - lt.sealBusy
 		close(sealed)
 		sealDone <- err
 	}()
 	go func() {
 		var err error
-		for t := time.Now(); ; t = time.Now() {
-			c, ok := <-sealed
-			lt.writeWait += time.Since(t)
-			if !ok {
-				break
-			}
+		start := time.Now()
+		for c := range sealed {
 			if err == nil {
 				t := time.Now()
 				err = stage.Add(ctx, c)
@@ -641,6 +633,7 @@ func (in *intake) startWriter() {
 			default:
 			}
 		}
+		lt.writeWait = time.Since(start) - lt.writeBusy
 		if serr := <-sealDone; serr != nil {
 			err = serr
 		}
