@@ -62,7 +62,7 @@ func BenchmarkStageAndFinalize(b *testing.B) {
 		}
 		for seq := 1; seq <= n; seq += chunk {
 			for j := range recs[:min(chunk, n-seq+1)] {
-				recs[j] = spool.Record{Seq: seq + j, NameEnc: blob(35), IDEnc: blob(46), AccountEnc: blob(47), IDIndex: blob(16),
+				recs[j] = spool.Record{Seq: seq + j, FieldsEnc: blob(98), IDIndex: blob(16),
 					AccountIndex: blob(16), DedupeKey: blob(16), AccountKind: "card", AmountFen: 100}
 			}
 			b.StartTimer()
