@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -200,10 +201,7 @@ func TestCombinedFieldsBoundToTheirPlace(t *testing.T) {
 func TestMovedFieldsDoNotDeliver(t *testing.T) {
 	e, _, _, ds := bodyEnv(t, "MOVE-1")
 	db := spoolDB(t, e)
-	if res, err := db.Exec(`UPDATE record_fields SET fields_enc = (SELECT fields_enc FROM record_fields f2 WHERE f2.batch = record_fields.batch AND f2.seq = 2)
-		WHERE seq = 1`); err != nil || rowsAffected(res) != 1 {
-		t.Fatal(err)
-	}
+	setPacked(t, db, "MOVE-1", 1, packed(t, db, "MOVE-1", 2))
 	var w bytes.Buffer
 	err := e.g.profiles["DEMO"].Outbound.Render(&w, format.Batch{}, e.g.recordsOf(context.Background(), ds[0]))
 	if !errors.Is(err, crypto.ErrTampered) || !strings.Contains(err.Error(), "record 1 fields") {
@@ -260,17 +258,71 @@ func legacyize(t *testing.T, e *env, batchID string) {
 				t.Fatal(err)
 			}
 		}
-		res, err := db.Exec(`UPDATE record_fields SET fields_enc = x'', name_enc = ?, id_enc = ?, account_enc = ?
-			WHERE seq = ? AND batch = (SELECT id FROM batches WHERE batch_id = ? AND state <> 'STAGING')`, cts[0], cts[1], cts[2], r.Seq, batchID)
+		// As versions before 0014 wrote them: a row of record_fields, no pack.
+		res, err := db.Exec(`INSERT INTO record_fields(batch, seq, fields_enc, name_enc, id_enc, account_enc, remark)
+			VALUES ((SELECT id FROM batches WHERE batch_id = ? AND state <> 'STAGING'), ?, x'', ?, ?, ?, ?)`, batchID, r.Seq, cts[0], cts[1], cts[2], r.Remark)
 		if err != nil || rowsAffected(res) != 1 {
 			t.Fatalf("seq %d: %v", r.Seq, err)
 		}
+	}
+	if _, err := db.Exec(`DELETE FROM record_packs WHERE batch = (SELECT id FROM batches WHERE batch_id = ? AND state <> 'STAGING')`, batchID); err != nil {
+		t.Fatal(err)
 	}
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM record_fields WHERE length(fields_enc) = 0 AND length(name_enc) > 0
 		AND length(id_enc) > 0 AND length(account_enc) > 0`).Scan(&n); err != nil || n != len(recs) {
 		t.Fatalf("%d legacy rows, want %d (%v)", n, len(recs), err)
 	}
+}
+
+// packed reads the sealed fields of a record from its pack in the spool
+// (spool migration 0015; decoded here on its own, as the format is written
+// down there: a version byte 1, then per seq the uvarint length and bytes of
+// the fields, then of the remark).
+func packed(t *testing.T, db *sql.DB, batchID string, seq int) []byte {
+	t.Helper()
+	_, _, entries := readPack(t, db, batchID, seq)
+	return entries[2*seq]
+}
+
+// setPacked replaces the sealed fields of a record in its pack.
+func setPacked(t *testing.T, db *sql.DB, batchID string, seq int, fields []byte) {
+	t.Helper()
+	pk, first, entries := readPack(t, db, batchID, seq)
+	entries[2*seq] = fields
+	blob := []byte{1}
+	for i := 2 * first; i < len(entries); i++ {
+		blob = binary.AppendUvarint(blob, uint64(len(entries[i])))
+		blob = append(blob, entries[i]...)
+	}
+	res, err := db.Exec(`UPDATE record_packs SET packed = ? WHERE batch = ? AND first_seq = ?`, blob, pk, first)
+	if err != nil || rowsAffected(res) != 1 {
+		t.Fatalf("pack of seq %d: %v", seq, err)
+	}
+}
+
+// readPack returns the pack holding seq: its batch key, first seq, and its
+// entries indexed 2*seq (fields) and 2*seq+1 (remark).
+func readPack(t *testing.T, db *sql.DB, batchID string, seq int) (int64, int, [][]byte) {
+	t.Helper()
+	var pk int64
+	var first, last int
+	var blob []byte
+	err := db.QueryRow(`SELECT p.batch, p.first_seq, p.last_seq, p.packed FROM record_packs p JOIN batches b ON b.id = p.batch
+		WHERE b.batch_id = ? AND b.state <> 'STAGING' AND p.first_seq <= ? ORDER BY p.first_seq DESC LIMIT 1`, batchID, seq).Scan(&pk, &first, &last, &blob)
+	if err != nil || seq > last || len(blob) == 0 || blob[0] != 1 {
+		t.Fatalf("pack of %s seq %d: %v", batchID, seq, err)
+	}
+	entries := make([][]byte, 2*(last+1))
+	p := blob[1:]
+	for i := 2 * first; i < len(entries); i++ {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			t.Fatalf("pack of %s seq %d: malformed", batchID, seq)
+		}
+		entries[i], p = p[k:k+int(n)], p[k+int(n):]
+	}
+	return pk, first, entries
 }
 
 // TestLegacyRowsStillServe: records stored in the three-ciphertext layout of
@@ -409,9 +461,7 @@ func TestRotateRefusesMalformedCombined(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := spoolDB(t, e)
-	if res, err := db.Exec(`UPDATE record_fields SET fields_enc = ? WHERE seq = 2`, odd); err != nil || rowsAffected(res) != 1 {
-		t.Fatal(err)
-	}
+	setPacked(t, db, "ROT-BAD", 2, odd)
 	keyFile := filepath.Join(e.dir, "data.key")
 	if _, err := crypto.AddDataKey(keyFile); err != nil {
 		t.Fatal(err)
@@ -419,8 +469,7 @@ func TestRotateRefusesMalformedCombined(t *testing.T) {
 	if _, err := RotateDataKeys(context.Background(), e.store, keyFile, nil); !errors.Is(err, errFieldsEncoding) || !strings.Contains(err.Error(), "ROT-BAD/2 fields") {
 		t.Fatalf("rotate over a malformed combined plaintext: %v", err)
 	}
-	var got []byte
-	if err := db.QueryRow(`SELECT fields_enc FROM record_fields WHERE seq = 2`).Scan(&got); err != nil || !bytes.Equal(got, odd) {
-		t.Fatalf("the row changed: %v", err)
+	if got := packed(t, db, "ROT-BAD", 2); !bytes.Equal(got, odd) {
+		t.Fatal("the record's fields changed")
 	}
 }

@@ -634,7 +634,7 @@ func TestSealFailureLeavesNothing(t *testing.T) {
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM record_fields) + (SELECT count(*) FROM batches)`).Scan(&n); err != nil || n != 0 {
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM record_fields) + (SELECT count(*) FROM record_packs) + (SELECT count(*) FROM batches)`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d rows left (%v)", n, err)
 	}
 }

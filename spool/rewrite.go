@@ -23,9 +23,10 @@ type FieldRow struct {
 // fields under a new data key while the daemon runs. *sqlite.Store
 // implements it.
 type FieldRewriter interface {
-	// RewriteFields reads up to limit records after the cursor (visible
-	// batches only), calls fn for each, and stores the rows fn changed in one
-	// transaction. It returns the cursor to continue from and how many rows
+	// RewriteFields reads about limit records after the cursor (visible
+	// batches only; records a store keeps together, such as SQLite's packs of
+	// up to 32, are read whole, so a page may hold a few more), calls fn for
+	// each, and stores the rows fn changed in one transaction. It returns the cursor to continue from and how many rows
 	// were read and changed; read == 0 means the end.
 	RewriteFields(ctx context.Context, after FieldCursor, limit int, fn func(*FieldRow) (bool, error)) (next FieldCursor, read, changed int, err error)
 }

@@ -63,10 +63,11 @@ func idx(kind string, v string) []byte {
 	return h[:16]
 }
 
-// Rec is a record of person p for subsidy/period, paid to account a.
+// Rec is a record of person p for subsidy/period, paid to account a, its
+// fields in the combined layout intake writes (FieldsEnc).
 func Rec(seq int, p, a, subsidy, period string, fen int64) spool.Record {
 	return spool.Record{
-		Seq: seq, NameEnc: []byte("enc-name-" + p), IDEnc: []byte("enc-id-" + p), AccountEnc: []byte("enc-acct-" + a),
+		Seq: seq, FieldsEnc: []byte("enc-fields-" + p + "-" + a), Remark: "remark-" + p,
 		IDIndex: idx("id", p), AccountIndex: idx("acct", a), DedupeKey: idx("dedupe", p+"|"+subsidy+"|"+period),
 		AccountKind: "card", AmountFen: fen,
 	}
@@ -136,7 +137,7 @@ func finalizeReceived(t *testing.T, s spool.Store) {
 	recs := []spool.Record{Rec(1, "p1", "a1", "GDZL", "2026-11", 100), Rec(2, "p2", "a2", "GDZL", "2026-11", 250)}
 	// Record 2 carries its fields in the combined layout, record 1 in the
 	// legacy one: the store keeps each as given.
-	recs[1].FieldsEnc, recs[1].NameEnc, recs[1].IDEnc, recs[1].AccountEnc = []byte("enc-fields-p2"), nil, nil, nil
+	recs[0].FieldsEnc, recs[0].NameEnc, recs[0].IDEnc, recs[0].AccountEnc = nil, []byte("enc-name-p1"), []byte("enc-id-p1"), []byte("enc-acct-a1")
 	h := Header("B1", "210102", "GDZL", "2026-11")
 	h.Body = "0123456789abcdef"
 	res := Submit(t, s, h, recs)
@@ -156,7 +157,8 @@ func finalizeReceived(t *testing.T, s spool.Store) {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].Seq != 1 || got[1].Seq != 2 || got[1].AmountFen != 250 || got[0].State != spool.RecordPending ||
-		!bytes.Equal(got[0].IDEnc, recs[0].IDEnc) || !bytes.Equal(got[1].DedupeKey, recs[1].DedupeKey) {
+		!bytes.Equal(got[0].IDEnc, recs[0].IDEnc) || !bytes.Equal(got[1].DedupeKey, recs[1].DedupeKey) ||
+		got[0].Remark != recs[0].Remark || got[1].Remark != recs[1].Remark {
 		t.Fatalf("records = %+v", got)
 	}
 	if len(got[0].FieldsEnc) != 0 || !bytes.Equal(got[0].NameEnc, recs[0].NameEnc) || !bytes.Equal(got[0].AccountEnc, recs[0].AccountEnc) ||
@@ -198,7 +200,7 @@ func sameBatchID(t *testing.T, s spool.Store) {
 		t.Fatalf("second B1: err = %v, want ErrConflict", err)
 	}
 	recs, err := s.Records(context.Background(), "B1", spool.RecordFilter{})
-	if err != nil || len(recs) != 1 || !bytes.Equal(recs[0].IDEnc, []byte("enc-id-p1")) {
+	if err != nil || len(recs) != 1 || !bytes.Equal(recs[0].FieldsEnc, []byte("enc-fields-p1-a1")) {
 		t.Fatalf("first batch changed: %+v %v", recs, err)
 	}
 }

@@ -131,27 +131,31 @@ func (s *Store) TransitionBatch(ctx context.Context, batchID string, from, to sp
 	})
 }
 
-// recordCols are the columns of a spool.Record over records r joined with
-// record_fields f (recordFrom).
-var recordCols = `r.seq, f.fields_enc, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, f.remark, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq`
+// recordCols are the columns of a spool.Record over records r and its row
+// of record_fields f, if any (recordFrom); the last tells a packed record.
+var recordCols = `r.seq, f.fields_enc, f.name_enc, f.id_enc, f.account_enc, r.id_index, r.account_index, r.dedupe_key, r.account_kind, r.amount_fen, coalesce(f.remark, ''), ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, r.bank_serial, r.result_at, r.reissue_of_seq, f.seq IS NULL`
 
-// recordFrom joins a record's changing part with its fields written once at intake (migration 0009).
-const recordFrom = `records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq`
+// recordFrom joins a record's changing part with its fields written once at
+// intake (migration 0009), when they are not in a pack (migration 0015).
+const recordFrom = `records r LEFT JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq`
 
-func scanRecord(sc interface{ Scan(...any) error }, r *spool.Record) error {
-	return scanRecordWith(sc, r)
-}
-
-func scanRecordWith(sc interface{ Scan(...any) error }, r *spool.Record, extra ...any) error {
+// scanRecord scans recordCols (then extra) into r, taking a packed
+// record's fields from its pack.
+func scanRecord(ctx context.Context, sc interface{ Scan(...any) error }, packs *packReader, batch int64, r *spool.Record, extra ...any) error {
 	var state string
 	var at int64
+	var packed bool
 	if err := sc.Scan(append([]any{&r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc, &r.IDIndex, &r.AccountIndex, &r.DedupeKey,
-		&r.AccountKind, &r.AmountFen, &r.Remark, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BankSerial, &at, &r.ReissueOfSeq}, extra...)...); err != nil {
+		&r.AccountKind, &r.AmountFen, &r.Remark, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BankSerial, &at, &r.ReissueOfSeq, &packed}, extra...)...); err != nil {
 		return err
 	}
 	r.State = spool.RecordState(state)
+	r.ResultAt = time.Time{}
 	if at != 0 {
 		r.ResultAt = time.Unix(0, at).UTC()
+	}
+	if packed {
+		return packs.fill(ctx, batch, r.Seq, &r.FieldsEnc, &r.Remark)
 	}
 	return nil
 }
@@ -192,20 +196,27 @@ func (s *Store) Records(ctx context.Context, batchID string, f spool.RecordFilte
 	}
 	q += ` ORDER BY r.seq LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	var out []spool.Record
+	err = s.readConn(ctx, func(c *sql.Conn, packs *packReader) error {
+		rows, err := c.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = make([]spool.Record, 0, min(limit, 256))
+		for rows.Next() {
+			var r spool.Record
+			if err := scanRecord(ctx, rows, packs, id, &r, &r.ReissuedByBatch, &r.ReissuedBySeq); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: records: %w", err)
 	}
-	defer rows.Close()
-	out := make([]spool.Record, 0, min(limit, 256))
-	for rows.Next() {
-		var r spool.Record
-		if err := scanRecordWith(rows, &r, &r.ReissuedByBatch, &r.ReissuedBySeq); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *Store) RecordCounts(ctx context.Context, batchID string) ([]spool.StateCount, error) {
@@ -272,6 +283,13 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	st.vals = slices.Grow(st.vals[:0], len(recs)*maxRecordValues)[:0]
 	used := 0
 	go func(vals []driver.NamedValue) {
+		// Packable records (all but the legacy layout) go into record_packs
+		// in runs of consecutive seqs (packs.go); a pack's row goes with the
+		// group its run ends in, after that group's records rows.
+		open := 0 // the first record not yet in a pack or in record_fields
+		pack := func(g *rowGroup) func(lo, hi int) {
+			return func(lo, hi int) { g.packs = append(g.packs, packValues(recs[lo:hi], nil)) }
+		}
 		for i := 0; i < len(recs); {
 			n := min(insertGroup, len(recs)-i)
 			if n < insertGroup {
@@ -279,6 +297,12 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 			}
 			var g rowGroup
 			g, vals = buildRows(recs[i:i+n], vals)
+			if g.legacy { // its fields go to record_fields; the run before it ends
+				closeRuns(recs, open, i, true, pack(&g))
+				open = i + n
+			} else {
+				open = closeRuns(recs, open, i+n, i+n == len(recs), pack(&g))
+			}
 			groups <- g
 			i += n
 		}
@@ -298,8 +322,8 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		// they claim nothing in dedupe_active until Finalize (migration 0008).
 		// Reissues stay STAGED until then, out of records_reissue_once.
 		// Rows go in groups of insertGroup per statement, through the
-		// driver (raw.go). A record is two rows: its changing part
-		// (records) and its fields (record_fields).
+		// driver (raw.go). A record is a row of records (its changing part)
+		// and a part of a pack (its fields, record_packs).
 		return withRaw(conn, func(c *sqlite3.SQLiteConn) error {
 			ins, err := newInserts(c, st.id)
 			if err != nil {
@@ -345,16 +369,17 @@ func recordErr(seq int, err error) error {
 
 const insertGroup = 32 // records per INSERT statement (7 parameters each, well under SQLite's 32766)
 
-// inserts are a stage's prepared INSERTs into records and into
-// record_fields, a record or insertGroup records at a time. Only what
-// differs from record to record is bound: the stage's batch is a literal of
-// the statements, a record's state follows from reissue_of_seq in SQL, and a
-// record whose fields are sealed in one ciphertext (migration 0014) goes
-// through a statement with the three legacy columns empty. Every bound value
-// is work on the single writer (copying it to C, binding it): 10 values a
-// record instead of 16.
+// inserts are a stage's prepared INSERTs into records (a record or
+// insertGroup records at a time), into record_packs (a pack at a time,
+// migration 0015) and, for records in the legacy three-ciphertext layout,
+// into record_fields. Only what differs from record to record is bound: the
+// stage's batch is a literal of the statements, a record's state follows
+// from reissue_of_seq in SQL, and a record's fields and remark go in its
+// pack's one blob. Every bound value is work on the single writer (copying
+// it to C, binding it): 7 values a record and 3 a pack, instead of 16 a
+// record.
 type inserts struct {
-	rec, fld, fldLegacy *multiInsert
+	rec, fld, pack *multiInsert
 }
 
 func newInserts(c *sqlite3.SQLiteConn, batch int64) (*inserts, error) {
@@ -367,14 +392,14 @@ func newInserts(c *sqlite3.SQLiteConn, batch int64) (*inserts, error) {
 		return nil, err
 	}
 	if ins.fld, err = newMultiInsertRows(c, insertFieldsSQL, "", func(p int) string {
-		return fmt.Sprintf(insertFieldsRow, b, p+1, p+2, p+3)
-	}, insertFieldsCols, insertGroup); err != nil {
+		return fmt.Sprintf(insertFieldsLegacyRow, b, p+1, p+2, p+3, p+4, p+5, p+6)
+	}, insertFieldsLegacyCols, insertGroup); err != nil {
 		ins.close()
 		return nil, err
 	}
-	if ins.fldLegacy, err = newMultiInsertRows(c, insertFieldsSQL, "", func(p int) string {
-		return fmt.Sprintf(insertFieldsLegacyRow, b, p+1, p+2, p+3, p+4, p+5, p+6)
-	}, insertFieldsLegacyCols, insertGroup); err != nil {
+	if ins.pack, err = newMultiInsertRows(c, insertPackSQL, "", func(p int) string {
+		return fmt.Sprintf(`(%s,?%d,?%d,?%d)`, b, p+1, p+2, p+3)
+	}, 3, 1); err != nil {
 		ins.close()
 		return nil, err
 	}
@@ -382,18 +407,20 @@ func newInserts(c *sqlite3.SQLiteConn, batch int64) (*inserts, error) {
 }
 
 func (ins *inserts) close() {
-	for _, mi := range []*multiInsert{ins.rec, ins.fld, ins.fldLegacy} {
+	for _, mi := range []*multiInsert{ins.rec, ins.fld, ins.pack} {
 		if mi != nil {
 			mi.close()
 		}
 	}
 }
 
-// rowGroup is the bound values of 1 or insertGroup records (buildRows).
+// rowGroup is the bound values of 1 or insertGroup records (buildRows),
+// and of the packs whose runs end in it (Add).
 type rowGroup struct {
 	recs     []spool.Record
-	rec, fld []driver.NamedValue
-	legacy   bool // fld is in the legacy layout (insertFieldsLegacyRow)
+	rec, fld []driver.NamedValue // fld: only for a legacy group
+	legacy   bool                // a record is in the legacy layout: the group's fields go to record_fields
+	packs    [][]driver.NamedValue
 }
 
 // maxRecordValues is the most values buildRows takes for one record.
@@ -430,35 +457,40 @@ func buildRows(recs []spool.Record, vals []driver.NamedValue) (rowGroup, []drive
 		add(int64(r.ReissueOfSeq))
 	}
 	g.rec, vals = a, vals[:len(vals)+len(a)]
-	cols := insertFieldsCols
-	if g.legacy {
-		cols = insertFieldsLegacyCols
+	if !g.legacy {
+		return g, vals // its fields go in packs (Add)
 	}
-	take(len(recs) * cols)
+	take(len(recs) * insertFieldsLegacyCols)
 	for i := range recs {
 		r := &recs[i]
 		add(int64(r.Seq))
 		add(blob(r.FieldsEnc))
-		if g.legacy {
-			add(blob(r.NameEnc))
-			add(blob(r.IDEnc))
-			add(blob(r.AccountEnc))
-		}
+		add(blob(r.NameEnc))
+		add(blob(r.IDEnc))
+		add(blob(r.AccountEnc))
 		add(r.Remark)
 	}
 	g.fld, vals = a, vals[:len(vals)+len(a)]
 	return g, vals
 }
 
-// exec inserts a group's rows.
+// exec inserts a group's rows: records, then its fields (legacy) or the
+// packs that end in it.
 func (ins *inserts) exec(g rowGroup) error {
 	if err := ins.rec.exec(g.rec); err != nil {
 		return err
 	}
 	if g.legacy {
-		return ins.fldLegacy.exec(g.fld)
+		if err := ins.fld.exec(g.fld); err != nil {
+			return err
+		}
 	}
-	return ins.fld.exec(g.fld)
+	for _, p := range g.packs {
+		if err := ins.pack.exec(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // The rows of the inserts: %s is the stage's batch, %d the numbers of the
@@ -469,8 +501,6 @@ const (
 	insertRecordsRow       = `(%s,?%d,?%d,?%d,?%d,?%d,?%d,?%[8]d,CASE WHEN ?%[8]d > 0 THEN 'STAGED' ELSE 'PENDING' END)`
 	insertRecordsCols      = 7
 	insertFieldsSQL        = `INSERT INTO record_fields(batch, seq, fields_enc, remark, name_enc, id_enc, account_enc) VALUES `
-	insertFieldsRow        = `(%s,?%d,?%d,?%d,x'',x'',x'')`
-	insertFieldsCols       = 3
 	insertFieldsLegacyRow  = `(%s,?%d,?%d,?%[7]d,?%[4]d,?%[5]d,?%[6]d)`
 	insertFieldsLegacyCols = 6
 )

@@ -263,21 +263,23 @@ func (s *Store) RecordRange(ctx context.Context, batchID string, first, last int
 	if err != nil {
 		return err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` WHERE r.batch = ? AND r.seq BETWEEN ? AND ? ORDER BY r.seq`, pk, first, last)
-	if err != nil {
-		return fmt.Errorf("sqlite: record range: %w", err)
-	}
-	defer rows.Close()
-	var r spool.Record
-	for rows.Next() {
-		if err := scanRecord(rows, &r); err != nil {
-			return err
+	return s.readConn(ctx, func(c *sql.Conn, packs *packReader) error {
+		rows, err := c.QueryContext(ctx, `SELECT `+recordCols+` FROM `+recordFrom+` WHERE r.batch = ? AND r.seq BETWEEN ? AND ? ORDER BY r.seq`, pk, first, last)
+		if err != nil {
+			return fmt.Errorf("sqlite: record range: %w", err)
 		}
-		if err := fn(&r); err != nil {
-			return err
+		defer rows.Close()
+		var r spool.Record
+		for rows.Next() {
+			if err := scanRecord(ctx, rows, packs, pk, &r); err != nil {
+				return err
+			}
+			if err := fn(&r); err != nil {
+				return err
+			}
 		}
-	}
-	return rows.Err()
+		return rows.Err()
+	})
 }
 
 func (s *Store) ExpireOverdue(ctx context.Context, now time.Time) ([]spool.Delivery, error) {

@@ -85,7 +85,7 @@ func plannedBatch(tb testing.TB, s *Store, n, perFile int) []spool.Delivery {
 		for j := range recs[:k] {
 			fen := int64(100 + (seq+j)%7)
 			total += fen
-			recs[j] = spool.Record{Seq: seq + j, NameEnc: blob(35), IDEnc: blob(46), AccountEnc: blob(47), IDIndex: blob(16),
+			recs[j] = spool.Record{Seq: seq + j, FieldsEnc: blob(98), IDIndex: blob(16),
 				AccountIndex: blob(16), DedupeKey: blob(16), AccountKind: "card", AmountFen: fen}
 		}
 		if err := st.Add(ctx, recs[:k]); err != nil {

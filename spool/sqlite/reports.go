@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -12,12 +13,13 @@ import (
 // The check lists read the spool through report.Store.
 var _ report.Store = (*Store)(nil)
 
-// reportCols are the columns of a report.Row, over records r, record_fields f,
-// batches b and bad_accounts x.
+// reportCols are the columns of a report.Row, over records r, its row of
+// record_fields f if any (else it is packed: the last two columns), batches b
+// and bad_accounts x.
 var reportCols = `b.batch_id, b.tenant, b.bank, b.subsidy_code, b.period, r.seq, f.fields_enc, f.name_enc, f.id_enc, f.account_enc,
-	r.id_index, r.account_index, r.amount_fen, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, coalesce(x.reason, '')`
+	r.id_index, r.account_index, r.amount_fen, ` + stateOf("r") + `, r.reason, r.bank_code, r.bank_message, coalesce(x.reason, ''), r.batch, f.seq IS NULL`
 
-const reportFrom = ` FROM records r JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq JOIN batches b ON b.id = r.batch LEFT JOIN bad_accounts x ON x.account_index = r.account_index`
+const reportFrom = ` FROM records r LEFT JOIN record_fields f ON f.batch = r.batch AND f.seq = r.seq JOIN batches b ON b.id = r.batch LEFT JOIN bad_accounts x ON x.account_index = r.account_index`
 
 // scopeWhere is the WHERE condition (over r and b) of a scope: visible
 // batches, live records, the tenants' prefixes, subsidy and period.
@@ -53,28 +55,46 @@ func scopeWhere(sc report.Scope) (string, []any) {
 }
 
 func (s *Store) reportRows(ctx context.Context, what, query string, args []any, fn func(*report.Row) error) error {
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("sqlite: report %s: %w", what, err)
-	}
-	defer rows.Close()
-	var r report.Row
-	var state string
-	for rows.Next() {
-		if err := rows.Scan(&r.BatchID, &r.Tenant, &r.Bank, &r.Subsidy, &r.Period, &r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc,
-			&r.IDIndex, &r.AccountIndex, &r.AmountFen, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BadReason); err != nil {
-			return fmt.Errorf("sqlite: report %s: %w", what, err)
-		}
-		r.State = spool.RecordState(state)
-		if err := fn(&r); err != nil {
+	err := s.readConn(ctx, func(c *sql.Conn, packs *packReader) error {
+		rows, err := c.QueryContext(ctx, query, args...)
+		if err != nil {
 			return err
 		}
+		defer rows.Close()
+		var r report.Row
+		var state, remark string
+		var pk int64
+		var packed bool
+		for rows.Next() {
+			if err := rows.Scan(&r.BatchID, &r.Tenant, &r.Bank, &r.Subsidy, &r.Period, &r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc,
+				&r.IDIndex, &r.AccountIndex, &r.AmountFen, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BadReason, &pk, &packed); err != nil {
+				return err
+			}
+			if packed {
+				if err := packs.fill(ctx, pk, r.Seq, &r.FieldsEnc, &remark); err != nil {
+					return err
+				}
+			}
+			r.State = spool.RecordState(state)
+			if err := fn(&r); err != nil {
+				return errFromFn{err}
+			}
+		}
+		return rows.Err()
+	})
+	if fe, ok := err.(errFromFn); ok {
+		return fe.err
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("sqlite: report %s: %w", what, err)
 	}
 	return nil
 }
+
+// errFromFn carries an error of a caller's callback out of a read unwrapped.
+type errFromFn struct{ err error }
+
+func (e errFromFn) Error() string { return e.err.Error() }
 
 // ScopeRecords streams every record in scope by batch, then seq.
 func (s *Store) ScopeRecords(ctx context.Context, sc report.Scope, fn func(*report.Row) error) error {
