@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -53,6 +54,31 @@ func (l sftpLimits) packetSize() int {
 
 // concurrency is how many requests of size p keep inFlight bytes in flight.
 func concurrency(p int) int { return max(1, inFlight/p) }
+
+// requestSize sets fc's read and write request size from the server's
+// limits where it offers limits@openssh.com (asked on a second session;
+// fc has not been used yet) and returns it. Any failure keeps the default:
+// a server that refuses a second session is served as before.
+func (ch *Channel) requestSize(sc *ssh.Client, fc *sftp.Client) int {
+	if ch.defaultPacket {
+		return defaultPacket
+	}
+	if v, ok := fc.HasExtension("limits@openssh.com"); !ok || v != "1" {
+		return defaultPacket
+	}
+	l, ok, err := queryLimits(sc)
+	if err != nil || !ok {
+		ch.log.Debug("limits@openssh.com not answered; default request size", "err", err)
+		return defaultPacket
+	}
+	p := l.packetSize()
+	for _, o := range []sftp.ClientOption{sftp.MaxPacketUnchecked(p), sftp.MaxConcurrentRequestsPerFile(concurrency(p))} {
+		if err := o(fc); err != nil {
+			return defaultPacket // cannot happen: p >= 32 KiB, concurrency >= 1
+		}
+	}
+	return p
+}
 
 // SFTP packet types and the version we speak (draft-ietf-secsh-filexfer-02).
 const (

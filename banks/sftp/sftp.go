@@ -207,17 +207,11 @@ func (ch *Channel) dial(parent context.Context) (*conn, error) {
 		return nil, banks.Transient(fmt.Errorf("sftp: connect %s: %w", cfg.addr, err))
 	}
 	sc := ssh.NewClient(cconn, chans, reqs)
+	fc, err := sftp.NewClient(sc, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
 	packet := defaultPacket
-	if !ch.defaultPacket {
-		lim, ok, lerr := queryLimits(sc)
-		if lerr != nil {
-			ch.log.Debug("limits@openssh.com failed; default request size", "err", lerr)
-		} else if ok {
-			packet = lim.packetSize()
-		}
+	if err == nil {
+		packet = ch.requestSize(sc, fc)
 	}
-	fc, err := sftp.NewClient(sc, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true),
-		sftp.MaxPacketUnchecked(packet), sftp.MaxConcurrentRequestsPerFile(concurrency(packet)))
 	stopped := stop()
 	if err != nil || !stopped {
 		_ = sc.Close()
