@@ -38,10 +38,13 @@ func spoolFile(b *testing.B, n int) (*banks.Outbound, string) {
 
 // benchSend uploads 64 MiB per op; cold dials a new connection per op
 // (as the baseline's sftp process does), warm reuses one.
-func benchSend(b *testing.B, s *sshtest.Server, cold bool) {
+func benchSend(b *testing.B, s *sshtest.Server, cold bool) { benchSendPacket(b, s, cold, false) }
+
+func benchSendPacket(b *testing.B, s *sshtest.Server, cold, defaultPacket bool) {
 	bank := newDirBank(b, s.Dir)
 	o := options(s, bank)
 	ch := open(b, o)
+	ch.defaultPacket = defaultPacket
 	defer func() { ch.Close() }()
 	out, _ := spoolFile(b, benchSize)
 	if err := ch.Ping(context.Background()); err != nil {
@@ -53,6 +56,7 @@ func benchSend(b *testing.B, s *sshtest.Server, cold bool) {
 		if cold {
 			ch.Close()
 			ch = open(b, o)
+			ch.defaultPacket = defaultPacket
 		}
 		out.Name = fmt.Sprintf("bench%d.dat", i)
 		if _, err := ch.Send(context.Background(), out); err != nil {
@@ -67,6 +71,12 @@ func benchSend(b *testing.B, s *sshtest.Server, cold bool) {
 // BenchmarkSendOpenSSH: our channel uploading 64 MiB to a real sshd on
 // loopback (temp name, SM3 check while streaming, fsync, rename, stat).
 func BenchmarkSendOpenSSH(b *testing.B) { benchSend(b, sshtest.StartOpenSSH(b), false) }
+
+// BenchmarkSendOpenSSHDefaultPacket: as BenchmarkSendOpenSSH with SFTP's
+// default 32 KiB requests instead of the server's stated limits.
+func BenchmarkSendOpenSSHDefaultPacket(b *testing.B) {
+	benchSendPacket(b, sshtest.StartOpenSSH(b), false, true)
+}
 
 // BenchmarkSendOpenSSHCold: as above with a new SSH connection per file.
 func BenchmarkSendOpenSSHCold(b *testing.B) { benchSend(b, sshtest.StartOpenSSH(b), true) }

@@ -76,6 +76,9 @@ type Channel struct {
 	// noPosixRename makes Send use plain SFTP rename even where the server
 	// offers posix-rename@openssh.com (tests of the fallback path).
 	noPosixRename bool
+	// defaultPacket keeps SFTP's default 32 KiB requests even where the
+	// server states larger limits (tests and the benchmark's comparison).
+	defaultPacket bool
 	// hook, when set, is called at named steps of Send ("before-rename",
 	// "after-rename") so tests can break the connection exactly there.
 	hook func(step string)
@@ -112,6 +115,7 @@ type conn struct {
 	ssh    *ssh.Client
 	sftp   *sftp.Client
 	dead   chan struct{} // closed when the SSH connection has ended
+	packet int           // data bytes per SFTP read or write request
 	killed atomic.Bool
 	once   sync.Once
 }
@@ -204,6 +208,10 @@ func (ch *Channel) dial(parent context.Context) (*conn, error) {
 	}
 	sc := ssh.NewClient(cconn, chans, reqs)
 	fc, err := sftp.NewClient(sc, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
+	packet := defaultPacket
+	if err == nil {
+		packet = ch.requestSize(sc, fc)
+	}
 	stopped := stop()
 	if err != nil || !stopped {
 		_ = sc.Close()
@@ -216,12 +224,12 @@ func (ch *Channel) dial(parent context.Context) (*conn, error) {
 		return nil, banks.Transient(fmt.Errorf("sftp: start sftp session on %s: %w", cfg.addr, err))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	cn := &conn{ssh: sc, sftp: fc, dead: make(chan struct{})}
+	cn := &conn{ssh: sc, sftp: fc, dead: make(chan struct{}), packet: packet}
 	go func() {
 		_ = sc.Wait()
 		close(cn.dead)
 	}()
-	ch.log.Debug("connected", "posix_rename", cn.has("posix-rename@openssh.com"), "fsync", cn.has("fsync@openssh.com"))
+	ch.log.Debug("connected", "request_size", packet, "posix_rename", cn.has("posix-rename@openssh.com"), "fsync", cn.has("fsync@openssh.com"))
 	return cn, nil
 }
 
