@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"unicode"
@@ -238,30 +237,13 @@ func (bb *bodyBuilder) incomplete() string {
 	return ""
 }
 
-// sealBufs are a seal's working buffers, reused from file to file (a file
-// of 50,000 DEMO records is 3 MB sealed, opened and assembled: allocating
-// and zeroing them per file was a tenth of the seal's memory traffic).
-// Whatever held personal data is cleared before it goes back.
-type sealBufs struct {
-	body  []byte       // the sealed body as read (ciphertext)
-	lines []byte       // the body opened: personal data
-	plain bytes.Buffer // the assembled plain file: personal data
-}
-
-var sealPool = sync.Pool{New: func() any { return new(sealBufs) }}
-
-// renderFromBody writes the planned file dl from its body into w, using
-// bufs (nil: fresh ones) to read and open it. ok false (with the reason)
-// means there is no usable body: render from the records.
-func (g *Gateway) renderFromBody(w *bytes.Buffer, bufs *sealBufs, p *banks.Profile, b *spool.Batch, dl spool.Delivery, fb format.Batch) (bool, error) {
+// renderFromBody writes the planned file dl from its body into w. ok false
+// (with the reason) means there is no usable body: render from the records.
+func (g *Gateway) renderFromBody(w *bytes.Buffer, p *banks.Profile, b *spool.Batch, dl spool.Delivery, fb format.Batch) (bool, error) {
 	if b.Body == "" || g.cfg.Spool.Dir == "" || !p.Outbound.BodyPortable() {
 		return false, nil
 	}
-	if bufs == nil {
-		bufs = new(sealBufs)
-	}
-	sealed, err := readInto(bufs.body[:0], bodyPath(g.cfg.Spool.Dir, b.Body, dl.FirstSeq, dl.LastSeq))
-	bufs.body = sealed[:0]
+	sealed, err := os.ReadFile(bodyPath(g.cfg.Spool.Dir, b.Body, dl.FirstSeq, dl.LastSeq))
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
@@ -272,13 +254,11 @@ func (g *Gateway) renderFromBody(w *bytes.Buffer, bufs *sealBufs, p *banks.Profi
 		return false, errors.New("body: not a body file")
 	}
 	aad := bodyAAD(nil, b.BatchID, dl.FirstSeq, dl.LastSeq, layoutPrint(p.Outbound))
-	// A failed open may have written into lines' array: clear all of it.
-	defer func() { clear(bufs.lines[:cap(bufs.lines)]) }() // personal data
-	plain, err := g.fields.DecryptTo(bufs.lines[:0], sealed[len(bodyMagic):], aad)
+	plain, err := g.fields.DecryptTo(nil, sealed[len(bodyMagic):], aad)
 	if err != nil {
 		return false, fmt.Errorf("body: %w", err)
 	}
-	bufs.lines = plain[:0]
+	defer clear(plain) // personal data
 	if len(plain) < 16 {
 		return false, errors.New("body: too short")
 	}
@@ -292,21 +272,6 @@ func (g *Gateway) renderFromBody(w *bytes.Buffer, bufs *sealBufs, p *banks.Profi
 		return false, fmt.Errorf("body: %w", err)
 	}
 	return true, nil
-}
-
-// readInto is os.ReadFile into dst's storage (grown when the file is larger).
-func readInto(dst []byte, name string) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return dst, err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() < 1<<31 {
-		dst = slices.Grow(dst, int(st.Size())+bytes.MinRead)
-	}
-	buf := bytes.NewBuffer(dst)
-	_, err = buf.ReadFrom(f)
-	return buf.Bytes(), err
 }
 
 // dropBody removes a file's body once the sealed file is in the spool, and

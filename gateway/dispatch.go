@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,19 +158,15 @@ func (d *dispatcher) sealOne(ctx context.Context, dl spool.Delivery) error {
 	}
 	fb := format.Batch{BankBatchNo: dl.BankBatchNo, FileSeq: dl.FileSeq, Date: g.now().In(loc), Count: dl.Count, TotalFen: dl.TotalFen,
 		Memo: b.Memo, SubsidyCode: b.SubsidyCode, SubsidyName: b.SubsidyName, Tenant: b.Tenant, Period: b.Period, BatchID: b.BatchID}
-	bufs := sealPool.Get().(*sealBufs)
-	defer sealPool.Put(bufs) // after the wipe below (defers run last first)
-	plain := &bufs.plain
-	plain.Reset()
+	var plain bytes.Buffer
 	plain.Grow(dl.Count * 128)
-	// Reading drains the buffer (its length drops to 0): wipe its whole capacity.
 	defer func() { clear(plain.Bytes()[:plain.Cap()]) }() // personal data: wipe the plain file
-	fromBody, err := g.renderFromBody(plain, bufs, p, b, dl, fb)
+	fromBody, err := g.renderFromBody(&plain, p, b, dl, fb)
 	if err != nil {
 		g.log.Warn("delivery: body not used, rendering from the records", "bank", dl.Bank, "bank_batch_no", dl.BankBatchNo, "err", err)
 	}
 	if !fromBody {
-		if err := p.Outbound.Render(plain, fb, g.recordsOf(ctx, dl)); err != nil {
+		if err := p.Outbound.Render(&plain, fb, g.recordsOf(ctx, dl)); err != nil {
 			return fmt.Errorf("%w: render: %v", errPermanent, err)
 		}
 	}
@@ -186,7 +183,7 @@ func (d *dispatcher) sealOne(ctx context.Context, dl spool.Delivery) error {
 	defer os.Remove(tmp.Name())
 	h := sm3.New()
 	cw := &countWriter{w: io.MultiWriter(tmp, h)}
-	err = crypto.SignAndSeal(cw, plain, g.party, []*smx509.Certificate{bank.Cert}, sealOptions(p))
+	err = crypto.SignAndSeal(cw, &plain, g.party, []*smx509.Certificate{bank.Cert}, sealOptions(p))
 	if err == nil {
 		err = tmp.Sync()
 	}
