@@ -25,9 +25,23 @@ func packRec(batch string, seq int) spool.Record {
 
 type packRow struct{ first, last int }
 
+// packRows are a batch's packs, by first seq.
 func packRows(t *testing.T, s *Store, batchID string) []packRow {
+	return seqRanges(t, s, `SELECT first_seq, last_seq FROM record_packs WHERE batch = (SELECT id FROM batches WHERE batch_id = ?) ORDER BY first_seq`, batchID)
+}
+
+// fieldRows are the seqs of a batch's record_fields rows.
+func fieldRows(t *testing.T, s *Store, batchID string) []int {
+	var out []int
+	for _, r := range seqRanges(t, s, `SELECT seq, seq FROM record_fields WHERE batch = (SELECT id FROM batches WHERE batch_id = ?) ORDER BY seq`, batchID) {
+		out = append(out, r.first)
+	}
+	return out
+}
+
+func seqRanges(t *testing.T, s *Store, q, batchID string) []packRow {
 	t.Helper()
-	rows, err := s.r.Query(`SELECT first_seq, last_seq FROM record_packs WHERE batch = (SELECT id FROM batches WHERE batch_id = ?) ORDER BY first_seq`, batchID)
+	rows, err := s.r.Query(q, batchID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,23 +54,8 @@ func packRows(t *testing.T, s *Store, batchID string) []packRow {
 		}
 		out = append(out, p)
 	}
-	return out
-}
-
-func fieldRows(t *testing.T, s *Store, batchID string) []int {
-	t.Helper()
-	rows, err := s.r.Query(`SELECT seq FROM record_fields WHERE batch = (SELECT id FROM batches WHERE batch_id = ?) ORDER BY seq`, batchID)
-	if err != nil {
+	if err := rows.Err(); err != nil {
 		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []int
-	for rows.Next() {
-		var seq int
-		if err := rows.Scan(&seq); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, seq)
 	}
 	return out
 }

@@ -52,11 +52,12 @@ func TestReopenRemovesStagesAndKeepsBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var staged, records int
+	var staged, records, packed int
 	s.r.QueryRow(`SELECT count(*) FROM batches WHERE state = 'STAGING'`).Scan(&staged)
 	s.r.QueryRow(`SELECT count(*) FROM records`).Scan(&records)
-	if staged != 0 || records != 1 {
-		t.Fatalf("after reopen: %d stages, %d records; want 0, 1", staged, records)
+	s.r.QueryRow(`SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM record_packs`).Scan(&packed)
+	if staged != 0 || records != 1 || packed != 1 { // the stage's pack went with it
+		t.Fatalf("after reopen: %d stages, %d records, %d packed; want 0, 1, 1", staged, records, packed)
 	}
 	if _, err := s.Batch(ctx, "KEEP"); err != nil {
 		t.Fatal(err)
