@@ -115,9 +115,9 @@ func TestRecordPacks(t *testing.T) {
 	// P2: gaps, seqs out of order, a run across two Adds, a legacy record
 	// (its group of 32 goes to record_fields), a run across groups.
 	first := append(append(seqs(100, 110), seqs(112, 120)...), 95, 96, 300) // 23
-	first = append(first, seqs(301, 309)...)                               // 32: one group
-	second := append(seqs(400, 430), -431)                                 // a group with a legacy record
-	second = append(second, seqs(432, 436)...)                             // single rows after it
+	first = append(first, seqs(301, 309)...)                                // 32: one group
+	second := append(seqs(400, 430), -431)                                  // a group with a legacy record
+	second = append(second, seqs(432, 436)...)                              // single rows after it
 	third := append(seqs(437, 440), 90, 91)
 	submit("P2", first, second, third)
 	packs, fields := packRows(t, s, "P2"), fieldRows(t, s, "P2")
