@@ -331,15 +331,19 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 			}
 			defer ins.close()
 			for g := range groups {
-				if err := ins.exec(g); err != nil {
-					if len(g.recs) == 1 {
-						return recordErr(g.recs[0].Seq, err)
-					}
+				inserted, err := ins.exec(g)
+				switch {
+				case err == nil:
+				case inserted: // the records went in, their fields did not: no record is at fault
+					return fmt.Errorf("fields of seq %d..%d: %w", g.recs[0].Seq, g.recs[len(g.recs)-1].Seq, err)
+				case len(g.recs) == 1:
+					return recordErr(g.recs[0].Seq, err)
+				default:
 					// The failed statement left nothing behind; redo the group a
 					// row at a time to name the record at fault.
 					for j := range g.recs {
 						one, _ := buildRows(g.recs[j:j+1], nil)
-						if err := ins.exec(one); err != nil {
+						if _, err := ins.exec(one); err != nil {
 							return recordErr(g.recs[j].Seq, err)
 						}
 					}
@@ -475,22 +479,23 @@ func buildRows(recs []spool.Record, vals []driver.NamedValue) (rowGroup, []drive
 }
 
 // exec inserts a group's rows: records, then its fields (legacy) or the
-// packs that end in it.
-func (ins *inserts) exec(g rowGroup) error {
+// packs that end in it. inserted tells that the records rows went in (a
+// failure after them is not a record's to name).
+func (ins *inserts) exec(g rowGroup) (inserted bool, err error) {
 	if err := ins.rec.exec(g.rec); err != nil {
-		return err
+		return false, err
 	}
 	if g.legacy {
 		if err := ins.fld.exec(g.fld); err != nil {
-			return err
+			return true, err
 		}
 	}
 	for _, p := range g.packs {
 		if err := ins.pack.exec(p); err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // The rows of the inserts: %s is the stage's batch, %d the numbers of the

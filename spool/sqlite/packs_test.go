@@ -3,8 +3,10 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"yktgw/gateway/report"
@@ -307,4 +309,34 @@ func FuzzParsePack(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAddPackFailureIsNotARecordsFault: when a group's records go in and
+// its pack does not, the Add fails as the spool's fault, not as a seq given
+// twice (the retry a row at a time that names a bad record would meet the
+// group's own rows), and leaves nothing behind.
+func TestAddPackFailureIsNotARecordsFault(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	st, err := s.BeginBatch(ctx, spooltest.Header("B", "210102", "GDZL", "2026-11"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pack row in the way of the first group's pack (nothing writes one
+	// without its records; this stands for a failing write).
+	if _, err := s.w.Exec(`INSERT INTO record_packs(batch, first_seq, last_seq, packed) SELECT id, 1, 1, x'01' FROM batches WHERE batch_id = 'B'`); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]spool.Record, 40)
+	for i := range recs {
+		recs[i] = packRec("B", i+1)
+	}
+	err = st.Add(ctx, recs)
+	if err == nil || errors.Is(err, spool.ErrConflict) || !strings.Contains(err.Error(), "fields of seq 1..32") {
+		t.Fatalf("add with a failing pack: %v", err)
+	}
+	var n int
+	if err := s.w.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d records left (%v)", n, err)
+	}
 }
