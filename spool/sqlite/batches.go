@@ -436,7 +436,7 @@ const maxRecordValues = insertRecordsCols + insertFieldsLegacyCols
 func buildRows(recs []spool.Record, vals []driver.NamedValue) (rowGroup, []driver.NamedValue) {
 	g := rowGroup{recs: recs}
 	for i := range recs {
-		if len(recs[i].NameEnc)+len(recs[i].IDEnc)+len(recs[i].AccountEnc) > 0 {
+		if legacyLayout(recs[i].NameEnc, recs[i].IDEnc, recs[i].AccountEnc) {
 			g.legacy = true
 			break
 		}

@@ -28,10 +28,11 @@ const (
 	packRecords = insertGroup
 )
 
-// packable reports whether r is stored in a pack: the combined layout
-// (fields_enc) only; the legacy three ciphertexts go to record_fields.
-func packable(r *spool.Record) bool {
-	return len(r.NameEnc)+len(r.IDEnc)+len(r.AccountEnc) == 0
+// legacyLayout reports whether a record's fields are the three ciphertexts
+// of the layout before migration 0014. Those go to record_fields; packs
+// hold the combined layout (fields_enc) only.
+func legacyLayout(nameEnc, idEnc, accountEnc []byte) bool {
+	return len(nameEnc)+len(idEnc)+len(accountEnc) > 0
 }
 
 // appendPack appends the blob of a pack of recs (consecutive seqs).
@@ -46,7 +47,7 @@ func appendPack(dst []byte, recs []spool.Record) []byte {
 	return dst
 }
 
-// packSize is the length of appendPack's blob for recs.
+// packSize bounds the length of appendPack's blob for recs.
 func packSize(recs []spool.Record) int {
 	n := 1
 	for i := range recs {

@@ -113,7 +113,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 				return after, 0, 0, err
 			}
 			if ok {
-				if it.packed && len(it.rows[k].NameEnc)+len(it.rows[k].IDEnc)+len(it.rows[k].AccountEnc) > 0 {
+				if r := &it.rows[k]; it.packed && legacyLayout(r.NameEnc, r.IDEnc, r.AccountEnc) {
 					return after, 0, 0, fmt.Errorf("sqlite: rewrite fields: batch %s seq %d: a packed record cannot take the legacy layout", it.batchID, it.rows[k].Seq)
 				}
 				it.changed = true
