@@ -162,3 +162,32 @@ func TestLargeRequestsOpenSSH(t *testing.T) {
 		t.Errorf("request size against the in-process server %d, want %d", got, defaultPacket)
 	}
 }
+
+// FuzzExchangeLimits: whatever a server answers to the limits question, the
+// exchange returns (no panic, no read past a packet) and a request size
+// taken from it stays between SFTP's default and maxPacket.
+func FuzzExchangeLimits(f *testing.F) {
+	name := "limits@openssh.com"
+	version := binary.BigEndian.AppendUint32(nil, uint32(1+4+4+len(name)+4+1))
+	version = append(version, fxpVersion, 0, 0, 0, 3)
+	version = append(binary.BigEndian.AppendUint32(version, uint32(len(name))), name...)
+	version = append(binary.BigEndian.AppendUint32(version, 1), '1')
+	reply := append(binary.BigEndian.AppendUint32(nil, 1+4+32), fxpExtendedReply, 0, 0, 0, 1)
+	for _, v := range []uint64{256 << 10, 255 << 10, 255 << 10, 0} {
+		reply = binary.BigEndian.AppendUint64(reply, v)
+	}
+	f.Add(append(version, reply...))
+	f.Add([]byte{0, 0, 0, 5, fxpVersion, 0, 0, 0, 3})
+	f.Add([]byte{0xff, 0, 0, 0, 2})
+	f.Fuzz(func(t *testing.T, server []byte) {
+		l, ok, err := exchangeLimits(bytes.NewReader(server), io.Discard)
+		if err != nil && ok {
+			t.Fatalf("ok with an error: %v", err)
+		}
+		if ok {
+			if p := l.packetSize(); p < defaultPacket || p > maxPacket || concurrency(p) < 1 {
+				t.Fatalf("limits %+v give a request size of %d", l, p)
+			}
+		}
+	})
+}
