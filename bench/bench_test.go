@@ -145,3 +145,25 @@ func TestProcCPU(t *testing.T) {
 		t.Fatalf("CPU time grew by %v while burning 150 ms of wall time", d)
 	}
 }
+
+// TestReadLanes takes the lanes of the named batch's "batch accepted" line
+// from a daemon's JSON log, past other lines and other batches.
+func TestReadLanes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "daemon.log")
+	log := `not json
+{"time":"2026-11-28T18:55:52Z","level":"INFO","msg":"batch accepted","batch":"OTHER","lanes":{"chunks":1,"read_wait":1}}
+{"time":"2026-11-28T18:55:52Z","level":"INFO","msg":"batch planned","batch":"B-1"}
+{"time":"2026-11-28T18:55:52Z","level":"INFO","msg":"batch accepted","batch":"B-1","records":1000000,"lanes":{"chunks":100,"read_wait":1687271347,"seal_busy":2620414529,"seal_wait":953747273,"write_busy":3541696442,"write_wait":75164683,"finalize":470138437}}
+`
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := readLanes(path, "B-1")
+	want := intakeLanes{Chunks: 100, ReadWait: 1687271347, SealBusy: 2620414529, SealWait: 953747273, WriteBusy: 3541696442, WriteWait: 75164683, Finalize: 470138437}
+	if !ok || l != want {
+		t.Fatalf("lanes %+v %v, want %+v", l, ok, want)
+	}
+	if _, ok := readLanes(path, "B-2"); ok {
+		t.Fatal("lanes of a batch the log does not name")
+	}
+}

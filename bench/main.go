@@ -150,6 +150,10 @@ func run(ctx context.Context, n, reps int, seed uint64, keep, profDir, bin strin
 		logf("rep %d yktgw: intake %s, until SENT %s (%d deliveries), feedback %s (prepared in %s), VmHWM %s; daemon CPU: intake %s, delivery %s, feedback %s",
 			rep, ms(rr.Intake), ms(rr.EndToEnd), rr.Deliveries, ms(rr.Feedback), ms(rr.Prepare), mib(rr.HWMSettled),
 			ms(rr.CPUIntake), ms(rr.CPUDispatch), ms(rr.CPUFeedback))
+		if l := rr.Lanes; l.Chunks > 0 {
+			logf("rep %d intake lanes (%d chunks): writer busy %s, waits %s; sealer busy %s, waits %s; reader waits %s; finalize %s",
+				rep, l.Chunks, ms(l.WriteBusy), ms(l.WriteWait), ms(l.SealBusy), ms(l.SealWait), ms(l.ReadWait), ms(l.Finalize))
+		}
 		runs = append(runs, rr)
 	}
 	var smallRun *runResult
@@ -319,6 +323,15 @@ func printTable(out io.Writer, e *env, bases []baselineTimes, runs []runResult, 
 	row("yktgw daemon CPU (user+sys): intake", y(func(r runResult) time.Duration { return r.CPUIntake }))
 	row("yktgw daemon CPU (user+sys): 201 until SENT", y(func(r runResult) time.Duration { return r.CPUDispatch }))
 	row("yktgw daemon CPU (user+sys): feedback", y(func(r runResult) time.Duration { return r.CPUFeedback }))
+	// Where intake's wall time went, as the daemon logs it: the lane that
+	// never waits sets the pace (README "Where the time goes").
+	if runs[0].Lanes.Chunks > 0 {
+		row("yktgw intake lanes: writer busy", y(func(r runResult) time.Duration { return r.Lanes.WriteBusy }))
+		row("yktgw intake lanes: writer waiting for chunks", y(func(r runResult) time.Duration { return r.Lanes.WriteWait }))
+		row("yktgw intake lanes: sealer busy", y(func(r runResult) time.Duration { return r.Lanes.SealBusy }))
+		row("yktgw intake lanes: reader waiting for the sealer", y(func(r runResult) time.Duration { return r.Lanes.ReadWait }))
+		row("yktgw intake lanes: Finalize", y(func(r runResult) time.Duration { return r.Lanes.Finalize }))
+	}
 
 	ratio := median(e2e).Seconds() / median(base).Seconds()
 	intakeRate := float64(n) / median(intake).Seconds()

@@ -37,6 +37,7 @@ type runResult struct {
 	CPUIntake   time.Duration // the daemon's CPU time (user + system) from the POST until the 201
 	CPUDispatch time.Duration // from the 201 until SENT
 	CPUFeedback time.Duration // from the return files in place until SETTLED
+	Lanes       intakeLanes   // where intake's time went, from the daemon's log (zero if not logged)
 	HWMIntake   int64         // VmHWM in bytes after the 201 (0 in process)
 	HWMSent     int64         // after SENT
 	HWMSettled  int64         // after SETTLED
@@ -320,6 +321,7 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 		return fail(fmt.Errorf("bench: submit answered %d: %s", resp.StatusCode, truncate(body, 400)))
 	}
 	res.HWMIntake, _ = d.hwm()
+	res.Lanes, _ = readLanes(logPath, hdr.BatchID)
 
 	// Delivery: until the batch is SENT.
 	if err := prof.start(name + ".dispatch"); err != nil {
@@ -462,4 +464,39 @@ func waitState(ctx context.Context, api, token string, want spool.BatchState) er
 		}
 	}
 	return fmt.Errorf("bench: batch still %s, waiting for %s", last, want)
+}
+
+// intakeLanes is the "lanes" of the daemon's "batch accepted" log line
+// (gateway/intake.go): how long each of intake's three goroutines worked
+// and waited, and Finalize. The lane that never waits sets the pace.
+type intakeLanes struct {
+	Chunks    int           `json:"chunks"`
+	ReadWait  time.Duration `json:"read_wait"`
+	SealBusy  time.Duration `json:"seal_busy"`
+	SealWait  time.Duration `json:"seal_wait"`
+	WriteBusy time.Duration `json:"write_busy"`
+	WriteWait time.Duration `json:"write_wait"`
+	Finalize  time.Duration `json:"finalize"`
+}
+
+// readLanes finds batch's "batch accepted" line in a JSON daemon log.
+func readLanes(logPath, batch string) (intakeLanes, bool) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return intakeLanes{}, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg   string       `json:"msg"`
+			Batch string       `json:"batch"`
+			Lanes *intakeLanes `json:"lanes"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "batch accepted" && line.Batch == batch && line.Lanes != nil {
+			return *line.Lanes, true
+		}
+	}
+	return intakeLanes{}, false
 }
