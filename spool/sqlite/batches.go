@@ -250,6 +250,7 @@ type stage struct {
 	id   int64
 	kept *stageKeys          // what the committed Adds wrote, for Finalize (claim.go)
 	vals []driver.NamedValue // an Add's bound values, reused by the next (Adds come one at a time)
+	pack []byte              // an Add's pack blobs, likewise
 }
 
 func (s *Store) BeginBatch(ctx context.Context, h *spool.BatchHeader) (spool.Stage, error) {
@@ -281,14 +282,19 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 	groups := make(chan rowGroup, (len(recs)+insertGroup-1)/insertGroup+insertGroup)
 	kept := make(chan *chunkKeys, 1)
 	st.vals = slices.Grow(st.vals[:0], len(recs)*maxRecordValues)[:0]
+	st.pack = slices.Grow(st.pack[:0], packSize(recs))[:0] // room for every pack's blob (packSize bounds them)
 	used := 0
-	go func(vals []driver.NamedValue) {
+	go func(vals []driver.NamedValue, buf []byte) {
 		// Packable records (all but the legacy layout) go into record_packs
 		// in runs of consecutive seqs (packs.go); a pack's row goes with the
 		// group its run ends in, after that group's records rows.
 		open := 0 // the first record not yet in a pack or in record_fields
 		pack := func(g *rowGroup) func(lo, hi int) {
-			return func(lo, hi int) { g.packs = append(g.packs, packValues(recs[lo:hi], nil)) }
+			return func(lo, hi int) {
+				var p []driver.NamedValue
+				p, buf = packValues(recs[lo:hi], buf)
+				g.packs = append(g.packs, p)
+			}
 		}
 		for i := 0; i < len(recs); {
 			n := min(insertGroup, len(recs)-i)
@@ -309,7 +315,7 @@ func (st *stage) Add(ctx context.Context, recs []spool.Record) error {
 		close(groups)
 		used = len(vals) // of st.vals: it has room for every value (maxRecordValues)
 		kept <- st.kept.prepare(recs)
-	}(st.vals)
+	}(st.vals, st.pack)
 	err := st.s.txRelaxed(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		var state string
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, st.id).Scan(&state); err != nil {

@@ -47,11 +47,12 @@ func appendPack(dst []byte, recs []spool.Record) []byte {
 	return dst
 }
 
-// packSize bounds the length of appendPack's blob for recs.
+// packSize bounds the length of appendPack's blob for recs, and the total
+// of the blobs of any packs recs is split into (a version byte a record).
 func packSize(recs []spool.Record) int {
-	n := 1
+	n := 0
 	for i := range recs {
-		n += 2*binary.MaxVarintLen32 + len(recs[i].FieldsEnc) + len(recs[i].Remark)
+		n += 1 + 2*binary.MaxVarintLen32 + len(recs[i].FieldsEnc) + len(recs[i].Remark)
 	}
 	return n
 }
@@ -106,13 +107,19 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// packValues are the bound values of one pack's row.
-func packValues(recs []spool.Record, vals []driver.NamedValue) []driver.NamedValue {
-	blob := appendPack(make([]byte, 0, packSize(recs)), recs)
-	return append(vals,
-		driver.NamedValue{Ordinal: 1, Value: int64(recs[0].Seq)},
-		driver.NamedValue{Ordinal: 2, Value: int64(recs[len(recs)-1].Seq)},
-		driver.NamedValue{Ordinal: 3, Value: blob})
+// packValues are the bound values of one pack's row; its blob is built in
+// buf's spare capacity (packSize(recs) of it), and packValues returns buf
+// grown by it.
+func packValues(recs []spool.Record, buf []byte) ([]driver.NamedValue, []byte) {
+	blob := appendPack(buf[len(buf):len(buf)], recs)
+	if len(buf)+len(blob) <= cap(buf) { // else append gave the blob memory of its own
+		buf = buf[:len(buf)+len(blob)]
+	}
+	return []driver.NamedValue{
+		{Ordinal: 1, Value: int64(recs[0].Seq)},
+		{Ordinal: 2, Value: int64(recs[len(recs)-1].Seq)},
+		{Ordinal: 3, Value: blob},
+	}, buf
 }
 
 // closeRuns emits the complete runs of recs[from:to] (all packable): runs

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -339,4 +340,36 @@ func TestAddPackFailureIsNotARecordsFault(t *testing.T) {
 	if err := s.w.QueryRow(`SELECT count(*) FROM records`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d records left (%v)", n, err)
 	}
+}
+
+// TestPackValuesInBuffer: a pack's blob is built in the Add's buffer while
+// it has room (packSize bounds every split of an Add), and in memory of its
+// own when it has not; either way it parses back to the records.
+func TestPackValuesInBuffer(t *testing.T) {
+	recs := []spool.Record{packRec("B", 1), packRec("B", 2), packRec("B", 3)}
+	check := func(vals []driver.NamedValue) {
+		t.Helper()
+		es, err := parsePack(vals[2].Value.([]byte), len(recs), nil)
+		if err != nil || vals[0].Value != int64(1) || vals[1].Value != int64(3) {
+			t.Fatalf("pack values %v: %v", vals[:2], err)
+		}
+		for i, e := range es {
+			if !bytes.Equal(e.fields, recs[i].FieldsEnc) || e.remark != recs[i].Remark {
+				t.Fatalf("entry %d: %q %q", i, e.fields, e.remark)
+			}
+		}
+	}
+	buf := make([]byte, 0, packSize(recs))
+	var a, b []driver.NamedValue
+	a, buf = packValues(recs[:1], buf)
+	b, buf = packValues(recs[1:], buf)
+	if len(buf) == 0 || &buf[0] != &a[2].Value.([]byte)[0] || len(buf) != len(a[2].Value.([]byte))+len(b[2].Value.([]byte)) {
+		t.Fatal("blobs not built in the buffer")
+	}
+	small := make([]byte, 0, 4)
+	c, rest := packValues(recs, small)
+	if len(rest) != 0 {
+		t.Fatalf("a buffer without room grew to %d", len(rest))
+	}
+	check(c)
 }
