@@ -26,6 +26,15 @@ func packRec(batch string, seq int) spool.Record {
 	return r
 }
 
+// packRun is n records of batch from seq first on.
+func packRun(batch string, first, n int) []spool.Record {
+	recs := make([]spool.Record, n)
+	for i := range recs {
+		recs[i] = packRec(batch, first+i)
+	}
+	return recs
+}
+
 type packRow struct{ first, last int }
 
 // packRows are a batch's packs, by first seq.
@@ -259,18 +268,11 @@ func TestRecordPacks(t *testing.T) {
 func TestAddRefusesSeqInAnotherPack(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	st, err := s.BeginBatch(ctx, spooltest.Header("B", "210102", "GDZL", "2026-11"))
-	if err != nil {
+	st := beginB1(t, s)
+	if err := st.Add(ctx, packRun("B1", 1, 40)); err != nil {
 		t.Fatal(err)
 	}
-	recs := make([]spool.Record, 40)
-	for i := range recs {
-		recs[i] = packRec("B", i+1)
-	}
-	if err := st.Add(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Add(ctx, []spool.Record{packRec("B", 41), packRec("B", 20)}); err == nil {
+	if err := st.Add(ctx, []spool.Record{packRec("B1", 41), packRec("B1", 20)}); err == nil {
 		t.Fatal("seq 20 taken twice")
 	}
 	var n int
@@ -319,20 +321,13 @@ func FuzzParsePack(f *testing.F) {
 func TestAddPackFailureIsNotARecordsFault(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
-	st, err := s.BeginBatch(ctx, spooltest.Header("B", "210102", "GDZL", "2026-11"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := beginB1(t, s)
 	// A pack row in the way of the first group's pack (nothing writes one
 	// without its records; this stands for a failing write).
-	if _, err := s.w.Exec(`INSERT INTO record_packs(batch, first_seq, last_seq, packed) SELECT id, 1, 1, x'01' FROM batches WHERE batch_id = 'B'`); err != nil {
+	if _, err := s.w.Exec(`INSERT INTO record_packs(batch, first_seq, last_seq, packed) SELECT id, 1, 1, x'01' FROM batches WHERE batch_id = 'B1'`); err != nil {
 		t.Fatal(err)
 	}
-	recs := make([]spool.Record, 40)
-	for i := range recs {
-		recs[i] = packRec("B", i+1)
-	}
-	err = st.Add(ctx, recs)
+	err := st.Add(ctx, packRun("B1", 1, 40))
 	if err == nil || errors.Is(err, spool.ErrConflict) || !strings.Contains(err.Error(), "fields of seq 1..32") {
 		t.Fatalf("add with a failing pack: %v", err)
 	}
@@ -346,7 +341,7 @@ func TestAddPackFailureIsNotARecordsFault(t *testing.T) {
 // it has room (packSize bounds every split of an Add), and in memory of its
 // own when it has not; either way it parses back to the records.
 func TestPackValuesInBuffer(t *testing.T) {
-	recs := []spool.Record{packRec("B", 1), packRec("B", 2), packRec("B", 3)}
+	recs := packRun("B", 1, 3)
 	check := func(vals []driver.NamedValue) {
 		t.Helper()
 		es, err := parsePack(vals[2].Value.([]byte), len(recs), nil)

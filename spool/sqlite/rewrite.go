@@ -14,7 +14,6 @@ var _ spool.FieldRewriter = (*Store)(nil)
 // records first .. last) met by RewriteFields, in (batch, first) order.
 type fieldItem struct {
 	pk          int64
-	batchID     string
 	first, last int
 	packed      bool
 	rows        []spool.FieldRow // one, or the pack's records in seq order
@@ -45,7 +44,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 				rows.Close()
 				return err
 			}
-			it.batchID, it.first, it.last, it.rows = r.BatchID, r.Seq, r.Seq, []spool.FieldRow{r}
+			it.first, it.last, it.rows = r.Seq, r.Seq, []spool.FieldRow{r}
 			rowItems = append(rowItems, it)
 		}
 		rows.Close()
@@ -63,8 +62,9 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 		defer rows.Close()
 		for rows.Next() {
 			it := fieldItem{packed: true}
+			var batchID string
 			var blob []byte
-			if err := rows.Scan(&it.pk, &it.batchID, &it.first, &it.last, &blob); err != nil {
+			if err := rows.Scan(&it.pk, &batchID, &it.first, &it.last, &blob); err != nil {
 				return err
 			}
 			es, err := parsePack(blob, it.last-it.first+1, nil)
@@ -72,7 +72,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 				return fmt.Errorf("pack of batch %d seq %d..%d: %w", it.pk, it.first, it.last, err)
 			}
 			for i, e := range es {
-				it.rows = append(it.rows, spool.FieldRow{BatchID: it.batchID, Seq: it.first + i, FieldsEnc: e.fields})
+				it.rows = append(it.rows, spool.FieldRow{BatchID: batchID, Seq: it.first + i, FieldsEnc: e.fields})
 				it.remarks = append(it.remarks, e.remark)
 			}
 			packItems = append(packItems, it)
@@ -114,7 +114,7 @@ func (s *Store) RewriteFields(ctx context.Context, after spool.FieldCursor, limi
 			}
 			if ok {
 				if r := &it.rows[k]; it.packed && legacyLayout(r.NameEnc, r.IDEnc, r.AccountEnc) {
-					return after, 0, 0, fmt.Errorf("sqlite: rewrite fields: batch %s seq %d: a packed record cannot take the legacy layout", it.batchID, it.rows[k].Seq)
+					return after, 0, 0, fmt.Errorf("sqlite: rewrite fields: batch %s seq %d: a packed record cannot take the legacy layout", r.BatchID, r.Seq)
 				}
 				it.changed = true
 				changed++
