@@ -193,7 +193,7 @@ func (p *packReader) fill(ctx context.Context, batch int64, seq int, fields *[]b
 func (s *Store) readConn(ctx context.Context, fn func(c *sql.Conn, packs *packReader) error) error {
 	c, err := s.r.Conn(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlite: reader connection: %w", err)
 	}
 	defer c.Close()
 	p := &packReader{c: c}

@@ -186,6 +186,11 @@ func TestRecordPacks(t *testing.T) {
 		}
 	}
 	readAll()
+	// A report's callback error comes back as the callback gave it.
+	stop := errors.New("stop")
+	if err := s.ScopeRecords(ctx, report.Scope{}, func(*report.Row) error { return stop }); err != stop {
+		t.Fatalf("callback error came back as %v", err)
+	}
 
 	// The rewrite meets each record once, in (batch, seq) order, at any page size.
 	var order []string

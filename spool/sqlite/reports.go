@@ -55,10 +55,12 @@ func scopeWhere(sc report.Scope) (string, []any) {
 }
 
 func (s *Store) reportRows(ctx context.Context, what, query string, args []any, fn func(*report.Row) error) error {
-	err := s.readConn(ctx, func(c *sql.Conn, packs *packReader) error {
+	// The spool's own errors are named; fn's come back as fn gave them.
+	fail := func(err error) error { return fmt.Errorf("sqlite: report %s: %w", what, err) }
+	return s.readConn(ctx, func(c *sql.Conn, packs *packReader) error {
 		rows, err := c.QueryContext(ctx, query, args...)
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		defer rows.Close()
 		var r report.Row
@@ -68,33 +70,24 @@ func (s *Store) reportRows(ctx context.Context, what, query string, args []any, 
 		for rows.Next() {
 			if err := rows.Scan(&r.BatchID, &r.Tenant, &r.Bank, &r.Subsidy, &r.Period, &r.Seq, &r.FieldsEnc, &r.NameEnc, &r.IDEnc, &r.AccountEnc,
 				&r.IDIndex, &r.AccountIndex, &r.AmountFen, &state, &r.Reason, &r.BankCode, &r.BankMessage, &r.BadReason, &pk, &packed); err != nil {
-				return err
+				return fail(err)
 			}
 			if packed {
 				if err := packs.fill(ctx, pk, r.Seq, &r.FieldsEnc, &remark); err != nil {
-					return err
+					return fail(err)
 				}
 			}
 			r.State = spool.RecordState(state)
 			if err := fn(&r); err != nil {
-				return errFromFn{err}
+				return err
 			}
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return fail(err)
+		}
+		return nil
 	})
-	if fe, ok := err.(errFromFn); ok {
-		return fe.err
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: report %s: %w", what, err)
-	}
-	return nil
 }
-
-// errFromFn carries an error of a caller's callback out of a read unwrapped.
-type errFromFn struct{ err error }
-
-func (e errFromFn) Error() string { return e.err.Error() }
 
 // ScopeRecords streams every record in scope by batch, then seq.
 func (s *Store) ScopeRecords(ctx context.Context, sc report.Scope, fn func(*report.Row) error) error {
