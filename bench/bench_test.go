@@ -167,3 +167,18 @@ func TestReadLanes(t *testing.T) {
 		t.Fatal("lanes of a batch the log does not name")
 	}
 }
+
+func TestParseMetrics(t *testing.T) {
+	page := []byte(`# HELP yktgw_spool_log_copy_deferred 1 while ...
+# TYPE yktgw_spool_log_copy_deferred gauge
+yktgw_spool_log_copy_deferred 1
+yktgw_spool_log_copies_total 12
+yktgw_records{state="PAID",bank="DEMO"} 5
+yktgw_spool_log_bytes 2.5e+08
+`)
+	got := parseMetrics(page, "yktgw_spool_log_copy_deferred", "yktgw_spool_log_copies_total", "yktgw_records")
+	want := map[string]float64{"yktgw_spool_log_copy_deferred": 1, "yktgw_spool_log_copies_total": 12}
+	if len(got) != len(want) || got["yktgw_spool_log_copy_deferred"] != 1 || got["yktgw_spool_log_copies_total"] != 12 {
+		t.Fatalf("parseMetrics = %v, want %v", got, want)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,10 +38,13 @@ type runResult struct {
 	CPUIntake   time.Duration // the daemon's CPU time (user + system) from the POST until the 201
 	CPUDispatch time.Duration // from the 201 until SENT
 	CPUFeedback time.Duration // from the return files in place until SETTLED
+	LogCopy     time.Duration // SETTLED until the spool's log copy, deferred while the spool was busy, is done (0: none)
+	CPULogCopy  time.Duration // the daemon's CPU time over LogCopy
 	Lanes       intakeLanes   // where intake's time went, from the daemon's log (zero if not logged)
 	HWMIntake   int64         // VmHWM in bytes after the 201 (0 in process)
 	HWMSent     int64         // after SENT
 	HWMSettled  int64         // after SETTLED
+	HWMEnd      int64         // after the spool's log copy: the run's peak
 	Deliveries  int
 	Paid        int
 	Failed      int
@@ -390,6 +394,19 @@ func runYktgw(ctx context.Context, e *env, name string, spec gen.Spec, ndjson st
 		return fail(fmt.Errorf("bench: NOT RECONCILED: spool says %+v; bank files %d records %d fen (batch %d/%d), returns paid %d/%d failed %d/%d",
 			v.Records, exp.Count, exp.TotalFen, hdr.TotalCount, hdr.TotalFen, exp.PaidCount, exp.PaidFen, exp.FailedCount, exp.FailedFen))
 	}
+	// The spool copies its write-ahead log into the database once it is
+	// quiet (spool/sqlite checkpointer): the work deferred out of the stages
+	// above, measured here so that it is seen.
+	c5, _ := d.cpu()
+	t3 := time.Now()
+	if copied, err := waitLogCopy(ctx, api); err != nil {
+		return fail(err)
+	} else if copied {
+		res.LogCopy = time.Since(t3)
+		c6, _ := d.cpu()
+		res.CPULogCopy = c6 - c5
+	}
+	res.HWMEnd, _ = d.hwm()
 	stopped = true
 	if err := d.stop(); err != nil {
 		return fail(err)
@@ -436,6 +453,63 @@ func getJSON(ctx context.Context, url, token string, v any) error {
 		return fmt.Errorf("bench: GET %s: %d: %s", url, resp.StatusCode, truncate(b, 300))
 	}
 	return json.Unmarshal(b, v)
+}
+
+// waitLogCopy waits until the spool's log copy that was deferred while the
+// spool was busy has run (yktgw_spool_log_copy_deferred back to 0 after a
+// new copy), polling /metrics every 50 ms. It reports false when no copy was
+// due (a log under the size that waits).
+func waitLogCopy(ctx context.Context, api string) (bool, error) {
+	read := func() (map[string]float64, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", api+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		return parseMetrics(b, "yktgw_spool_log_copy_deferred", "yktgw_spool_log_copies_total"), nil
+	}
+	m, err := read()
+	if err != nil {
+		return false, err
+	}
+	copies := m["yktgw_spool_log_copies_total"]
+	start := time.Now()
+	for seen := m["yktgw_spool_log_copy_deferred"] == 1; ; {
+		time.Sleep(50 * time.Millisecond)
+		if m, err = read(); err != nil {
+			return false, err
+		}
+		deferred := m["yktgw_spool_log_copy_deferred"] == 1
+		seen = seen || deferred
+		switch {
+		case !deferred && m["yktgw_spool_log_copies_total"] > copies:
+			return true, nil
+		case !seen && time.Since(start) > 3*time.Second:
+			return false, nil // nothing held back
+		case time.Since(start) > 2*time.Minute:
+			return false, fmt.Errorf("bench: the spool's log copy did not run within 2 minutes of SETTLED")
+		}
+	}
+}
+
+// parseMetrics reads the named unlabelled series from a Prometheus text page.
+func parseMetrics(page []byte, names ...string) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(page), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || !slices.Contains(names, f[0]) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out
 }
 
 // waitState polls the batch list (the cheap view: no per-record counts)

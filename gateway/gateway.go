@@ -63,6 +63,9 @@ func New(d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: d.Config, store: d.Store, fields: d.Fields, profiles: d.Profiles, caps: d.Config.CapsFen(), log: d.Log, now: d.Now,
 		party: d.Party, banks: d.Banks, calendar: d.Calendar, metrics: newMetrics(), dispatchKick: make(chan struct{}, 1)}
+	if ls, ok := d.Store.(spool.LogStatter); ok {
+		g.metrics.logStats(ls)
+	}
 	if g.banks == nil {
 		g.banks = map[string]*Bank{}
 	}

@@ -66,6 +66,26 @@ func newMetrics() *metrics {
 	return m
 }
 
+// logStats serves the spool's write-ahead log figures (SQLite's checkpoints).
+func (m *metrics) logStats(ls spool.LogStatter) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "yktgw_spool_log_bytes",
+			Help: "Size of the spool's write-ahead log file."}, func() float64 { return float64(ls.LogStats().LogBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "yktgw_spool_log_copy_deferred",
+			Help: "1 while copying the write-ahead log into the database waits for the spool to be quiet (commits keep coming), else 0."},
+			func() float64 {
+				if ls.LogStats().Deferred {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "yktgw_spool_log_copies_total",
+			Help: "Checkpoints that copied the write-ahead log into the database."}, func() float64 { return float64(ls.LogStats().Copies) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "yktgw_spool_log_copy_seconds_total",
+			Help: "Wall time spent copying the write-ahead log into the database."}, func() float64 { return ls.LogStats().Time.Seconds() }),
+	)
+}
+
 func (m *metrics) deliverySent(bank string) { m.deliveries.WithLabelValues(bank).Inc() }
 
 func (m *metrics) deliveryAttempt(bank string) { m.deliveryAttempts.WithLabelValues(bank).Inc() }

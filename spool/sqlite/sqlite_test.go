@@ -228,6 +228,82 @@ func TestCheckpointerCopiesLog(t *testing.T) {
 	}
 }
 
+// While commits keep coming, the checkpointer leaves the log alone (and says
+// so); once the spool is quiet it copies it.
+func TestCheckpointerWaitsForQuiet(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	s.quiet.Store(int64(2 * time.Second))
+	ctx := context.Background()
+	st := beginB1(t, s)
+	big := string(make([]byte, 4000))
+	seq := 0
+	add := func(n int) {
+		t.Helper()
+		recs := make([]spool.Record, 0, n)
+		for range n {
+			seq++
+			r := spooltest.Rec(seq, fmt.Sprint("p", seq), "a", "GDZL", "2026-11", 100)
+			r.Remark = big
+			recs = append(recs, r)
+		}
+		if err := st.Add(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		add(3000) // ~24 MiB of log, past checkpointAt
+	}
+	dbSize := func() int64 {
+		fi, err := os.Stat(s.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	start := dbSize()
+	deferred := false
+	for range 15 { // 1.5 s of commits 100 ms apart: never 2 s quiet
+		time.Sleep(100 * time.Millisecond)
+		add(1)
+		deferred = deferred || s.LogStats().Deferred
+	}
+	if got := dbSize(); got != start {
+		t.Fatalf("database file grew from %d to %d bytes while commits kept coming", start, got)
+	}
+	if !deferred || s.LogStats().Copies != 0 {
+		t.Fatalf("log stats while busy: %+v (deferred seen: %v)", s.LogStats(), deferred)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for s.LogStats().Copies == 0 { // the file grows while the copy runs
+		if time.Now().After(deadline) {
+			t.Fatalf("quiet spool: database file still %d bytes, log stats %+v", dbSize(), s.LogStats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ls := s.LogStats(); dbSize() <= checkpointAt || ls.Deferred || ls.Time <= 0 || ls.LogBytes < checkpointAt {
+		t.Fatalf("log stats after the copy: %+v", ls)
+	}
+}
+
+func TestCheckpointDue(t *testing.T) {
+	for _, c := range []struct {
+		size  int64
+		quiet time.Duration
+		due   bool
+	}{
+		{checkpointAt - 1, time.Hour, false}, // small logs wait
+		{checkpointAt, time.Second, true},
+		{checkpointAt, time.Second - 1, false}, // busy
+		{checkpointBusyAt - 1, 0, false},
+		{checkpointBusyAt, 0, true}, // busy, but past the bound
+	} {
+		if got := checkpointDue(c.size, c.quiet, time.Second); got != c.due {
+			t.Errorf("checkpointDue(%d, %v) = %v, want %v", c.size, c.quiet, got, c.due)
+		}
+	}
+}
+
 // Rows go in groups of insertGroup; a bad row inside a group is still named,
 // and nothing of the chunk stays.
 func TestStageAddNamesRowInGroup(t *testing.T) {
@@ -359,7 +435,7 @@ func TestReplacedWriterConnectionKeepsPragmas(t *testing.T) {
 	for _, c := range []struct {
 		pragma string
 		want   int
-	}{{"wal_autocheckpoint", 16384}, {"journal_size_limit", 67108864}, {"temp_store", 1}, {"cache_size", -16384}, {"synchronous", 2}, {"foreign_keys", 1}} {
+	}{{"wal_autocheckpoint", 524288}, {"journal_size_limit", 67108864}, {"temp_store", 1}, {"cache_size", -16384}, {"synchronous", 2}, {"foreign_keys", 1}} {
 		var got int
 		if err := s.w.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil || got != c.want {
 			t.Errorf("PRAGMA %s on a new writer connection = %d (%v), want %d", c.pragma, got, err, c.want)
