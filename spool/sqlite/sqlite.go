@@ -76,6 +76,8 @@ func (s *Store) checkpointer() {
 	defer t.Stop()
 	var version int64
 	var dirty bool // commits since the last complete copy
+	var lastSize int64
+	var lastMod time.Time
 	quietSince := time.Now()
 	for {
 		select {
@@ -93,6 +95,12 @@ func (s *Store) checkpointer() {
 			continue
 		}
 		s.log.bytes.Store(fi.Size())
+		if fi.Size() != lastSize || fi.ModTime() != lastMod {
+			// The log grew (or was written over): let the disk take it now
+			// rather than in the next FULL commit's fsync (writeback_linux.go).
+			lastSize, lastMod = fi.Size(), fi.ModTime()
+			startWriteback(s.path + "-wal")
+		}
 		due := dirty && checkpointDue(fi.Size(), time.Since(quietSince), time.Duration(s.quiet.Load()))
 		s.log.deferred.Store(dirty && fi.Size() >= checkpointAt && !due)
 		if !due {
