@@ -19,6 +19,7 @@ import (
 
 	"yktgw/banks"
 	"yktgw/banks/format"
+	"yktgw/crypto"
 	"yktgw/gateway/validate"
 	"yktgw/spool"
 )
@@ -29,6 +30,9 @@ type FieldCipher interface {
 	EncryptTo(dst, plaintext, aad []byte) ([]byte, error)
 	DecryptTo(dst, ciphertext, aad []byte) ([]byte, error)
 	BlindIndexTo(dst []byte, domain, value string) []byte
+	// BlindIndexesTo appends BlindIndexTo's value for each of values, in
+	// order (32 bytes each): a chunk at a time, eight at once where it can.
+	BlindIndexesTo(dst []byte, domain string, values []string) []byte
 }
 
 // Blind index domains and the stored index length.
@@ -652,11 +656,17 @@ type sealer struct {
 	// into it (a few allocations a chunk instead of seven a record). A new
 	// arena is taken for every chunk: the writer may still hold the last.
 	arena []byte
-	dd    hash.Hash // SM3 for the dedupe keys
+	// Scratch of indexes: the chunk's values of one kind, their indexes,
+	// and the dedupe keys' messages.
+	values []string
+	idx    []byte
+	msgBuf []byte
+	msgs   [][]byte
 }
 
 func (sl *sealer) seal(dst []spool.Record, recs []validate.Record) ([]spool.Record, error) {
 	sl.arena = make([]byte, 0, len(recs)*sealedRecordBytes)
+	start := len(dst)
 	for i := range recs {
 		rec, err := sl.one(&recs[i])
 		if err != nil {
@@ -664,7 +674,52 @@ func (sl *sealer) seal(dst []spool.Record, recs []validate.Record) ([]spool.Reco
 		}
 		dst = append(dst, rec)
 	}
+	sl.indexes(dst[start:], recs)
 	return dst, nil
+}
+
+// indexes computes the chunk's blind indexes and dedupe keys, each kind for
+// the whole chunk at once (crypto computes eight at a time where it can).
+func (sl *sealer) indexes(out []spool.Record, recs []validate.Record) {
+	fc := sl.fc
+	sl.values = sl.values[:0]
+	for i := range recs {
+		sl.values = append(sl.values, recs[i].IDNumber)
+	}
+	sl.idx = fc.BlindIndexesTo(sl.idx[:0], domainID, sl.values)
+	for i := range out {
+		out[i].IDIndex = sl.keepCopy(sl.idx[i*crypto.BlindIndexSize:][:indexLen])
+	}
+	sl.values = sl.values[:0]
+	for i := range recs {
+		sl.values = append(sl.values, recs[i].Account)
+	}
+	sl.idx = fc.BlindIndexesTo(sl.idx[:0], domainAccount, sl.values)
+	for i := range out {
+		out[i].AccountIndex = sl.keepCopy(sl.idx[i*crypto.BlindIndexSize:][:indexLen])
+	}
+	clear(sl.values) // the strings are the records' (wiped by the caller): drop the references
+	// The dedupe keys (DedupeKey), from messages built in one buffer sized
+	// for them all, so that the slices stay valid.
+	per := indexLen + 2 + len(sl.subsidy) + len(sl.period)
+	if cap(sl.msgBuf) < len(out)*per {
+		sl.msgBuf = make([]byte, 0, len(out)*per)
+	}
+	sl.msgBuf, sl.msgs = sl.msgBuf[:0], sl.msgs[:0]
+	for i := range out {
+		at := len(sl.msgBuf)
+		sl.msgBuf = appendDedupeMessage(sl.msgBuf, out[i].IDIndex, sl.subsidy, sl.period)
+		sl.msgs = append(sl.msgs, sl.msgBuf[at:len(sl.msgBuf):len(sl.msgBuf)])
+	}
+	sl.idx = crypto.SM3ShortsTo(sl.idx[:0], sl.msgs)
+	for i := range out {
+		out[i].DedupeKey = sl.keepCopy(sl.idx[i*sm3.Size:][:indexLen])
+	}
+}
+
+// keepCopy copies b into the arena and returns the arena's copy.
+func (sl *sealer) keepCopy(b []byte) []byte {
+	return sl.keep(append(sl.room(len(b)), b...))
 }
 
 // stopWriter waits until every chunk handed over is written; it returns the
@@ -698,10 +753,9 @@ func (in *intake) flush() error {
 }
 
 // one encrypts a record's personal fields, the three in one ciphertext (AAD
-// binds it to batch, seq and the combined layout's label; see fields.go),
-// and computes its blind indexes.
+// binds it to batch, seq and the combined layout's label; see fields.go).
+// Its blind indexes and dedupe key come after, a chunk at a time (indexes).
 func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
-	fc := sl.fc
 	out := spool.Record{Seq: r.Seq, AccountKind: r.AccountKind, AmountFen: r.AmountFen, Remark: r.Remark} // the stage sets the state
 	if ro := sl.reissue; ro != nil && r.Seq >= 1 && r.Seq <= len(ro) {
 		out.ReissueOfSeq = ro[r.Seq-1]
@@ -713,14 +767,6 @@ func (sl *sealer) one(r *validate.Record) (spool.Record, error) {
 	if err != nil {
 		return out, err
 	}
-	idx := fc.BlindIndexTo(sl.room(64), domainID, r.IDNumber)
-	out.IDIndex = sl.keep(idx[:indexLen])
-	acc := fc.BlindIndexTo(sl.room(64), domainAccount, r.Account)
-	out.AccountIndex = sl.keep(acc[:indexLen])
-	if sl.dd == nil {
-		sl.dd = sm3.New()
-	}
-	out.DedupeKey = sl.keep(dedupeKeyTo(sl.dd, sl.room(sm3.Size), out.IDIndex, sl.subsidy, sl.period))
 	return out, nil
 }
 
@@ -773,21 +819,18 @@ func (sl *sealer) aad(field string, seq int) []byte {
 // DedupeKey identifies (person, subsidy, period) for money rule 4; it is
 // derived from the keyed ID index, so it is itself keyed.
 func DedupeKey(idIndex []byte, subsidy, period string) []byte {
-	return dedupeKeyTo(sm3.New(), nil, idIndex, subsidy, period)
+	sum := sm3.Sum(appendDedupeMessage(nil, idIndex, subsidy, period))
+	return sum[:indexLen]
 }
 
-var zeroByte [1]byte
-
-// dedupeKeyTo is DedupeKey with h (reset here) appending to dst.
-func dedupeKeyTo(h hash.Hash, dst, idIndex []byte, subsidy, period string) []byte {
-	h.Reset()
-	h.Write(idIndex)
-	h.Write(zeroByte[:])
-	h.Write(unsafe.Slice(unsafe.StringData(subsidy), len(subsidy))) // read only: no copy
-	h.Write(zeroByte[:])
-	h.Write(unsafe.Slice(unsafe.StringData(period), len(period)))
-	n := len(dst)
-	return h.Sum(dst)[: n+indexLen : n+indexLen][n:]
+// appendDedupeMessage appends what a dedupe key hashes: the ID index, 0,
+// the subsidy code, 0, the period.
+func appendDedupeMessage(dst, idIndex []byte, subsidy, period string) []byte {
+	dst = append(dst, idIndex...)
+	dst = append(dst, 0)
+	dst = append(dst, subsidy...)
+	dst = append(dst, 0)
+	return append(dst, period...)
 }
 
 func (in *intake) hashString(s string) {

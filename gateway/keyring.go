@@ -88,4 +88,8 @@ func (k *LiveKeyring) BlindIndexTo(dst []byte, domain, value string) []byte {
 	return k.cur.Load().BlindIndexTo(dst, domain, value)
 }
 
+func (k *LiveKeyring) BlindIndexesTo(dst []byte, domain string, values []string) []byte {
+	return k.cur.Load().BlindIndexesTo(dst, domain, values)
+}
+
 var _ FieldCipher = (*LiveKeyring)(nil)
