@@ -622,8 +622,8 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 	}
 	// The stage must hold exactly what the submission declared and intake
 	// counted: a lost or doubled chunk must never become a batch.
-	var staged, stagedFen int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ?`, st.id).Scan(&staged, &stagedFen); err != nil {
+	staged, stagedFen, err := st.blockTotals(ctx, tx, b.TotalCount)
+	if err != nil {
 		return res, err
 	}
 	if staged != int64(b.TotalCount) || stagedFen != b.TotalFen {
@@ -637,7 +637,6 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 	// stage exactly (claim.go), else from SQLite's sort of the batch.
 	var claimed int64
 	if st.kept.usable(staged) {
-		var err error
 		if claimed, err = st.kept.claimSorted(conn, st.id); err != nil {
 			return res, err
 		}
@@ -664,7 +663,6 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 	if len(res.Conflicts) > 0 {
 		return res, nil
 	}
-	var err error
 	if res.SharedAccounts, err = shared.wait(); err != nil {
 		return res, err
 	}
@@ -677,6 +675,42 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 		return res, err
 	}
 	return res, st.badAccounts(ctx, tx, &res)
+}
+
+// blockSeqs is the number of seqs a batch_blocks row covers.
+const blockSeqs = 1000
+
+// blockTotals reads the stage's count and fen back from its records, block
+// by block over seqs 1..declared (keeping each block's totals in
+// batch_blocks for PlanDeliveries), plus whatever lies outside that range,
+// which the caller's check then refuses.
+func (st *stage) blockTotals(ctx context.Context, tx *sql.Tx, declared int) (count, fen int64, err error) {
+	sel, err := tx.PrepareContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? AND seq BETWEEN ? AND ?`)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer sel.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO batch_blocks(batch, first_seq, count, fen) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ins.Close()
+	for first := 1; first <= declared; first += blockSeqs {
+		var n, f int64
+		if err := sel.QueryRowContext(ctx, st.id, first, min(first+blockSeqs-1, declared)).Scan(&n, &f); err != nil {
+			return 0, 0, err
+		}
+		if _, err := ins.ExecContext(ctx, st.id, first, n, f); err != nil {
+			return 0, 0, err
+		}
+		count, fen = count+n, fen+f
+	}
+	var n, f int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? AND (seq < 1 OR seq > ?)`,
+		st.id, max(declared, 0)).Scan(&n, &f); err != nil {
+		return 0, 0, err
+	}
+	return count + n, fen + f, nil
 }
 
 // sharedScan finds a stage's shared accounts (sharedAccounts) on a reader

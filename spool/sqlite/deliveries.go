@@ -73,12 +73,25 @@ func (s *Store) PlanDeliveries(ctx context.Context, batchID string, maxPerFile i
 			return err
 		}
 		now := s.now().UnixNano()
+		// Each file's count and fen: from the blocks Finalize kept when a
+		// file is a whole number of them (and the batch has its blocks),
+		// else from the records.
+		total := `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? AND seq BETWEEN ? AND ?`
+		if maxPerFile%blockSeqs == 0 {
+			var blocks int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM batch_blocks WHERE batch = ?`, pk).Scan(&blocks); err != nil {
+				return err
+			}
+			if blocks == (count+blockSeqs-1)/blockSeqs {
+				total = `SELECT coalesce(sum(count), 0), coalesce(sum(fen), 0) FROM batch_blocks WHERE batch = ? AND first_seq BETWEEN ? AND ?`
+			}
+		}
 		for f := 0; f < files; f++ {
 			first := f*maxPerFile + 1
 			last := min(first+maxPerFile-1, count)
 			var n int
 			var fen int64
-			if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? AND seq BETWEEN ? AND ?`, pk, first, last).Scan(&n, &fen); err != nil {
+			if err := tx.QueryRowContext(ctx, total, pk, first, last).Scan(&n, &fen); err != nil {
 				return err
 			}
 			if n != last-first+1 {

@@ -408,7 +408,7 @@ func TestFinalizeChecksStageTotals(t *testing.T) {
 	for _, c := range []struct {
 		n   int
 		fen int64
-	}{{3, 300}, {2, 301}} {
+	}{{3, 300}, {2, 301}, {1, 300}} { // {1, 300}: seq 2 lies past the declared count, outside every block
 		b := *h
 		b.TotalCount, b.TotalFen = c.n, c.fen
 		if _, err := st.Finalize(ctx, &b, "test", nil); err == nil || !strings.Contains(err.Error(), "stage holds 2 records, 300 fen") {
@@ -417,6 +417,79 @@ func TestFinalizeChecksStageTotals(t *testing.T) {
 	}
 	if _, err := s.Batch(ctx, "B1"); !errors.Is(err, spool.ErrNotFound) {
 		t.Fatalf("batch visible: %v", err)
+	}
+}
+
+// Finalize keeps the batch's count and fen by block of seqs; planning files
+// of whole blocks adds them up, other file sizes and batches without blocks
+// read the records. Every way gives the same files.
+func TestPlanFromBlocks(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	const n = 2*blockSeqs + 345
+	plan := func(id string, per int) []spool.Delivery {
+		t.Helper()
+		recs := make([]spool.Record, n)
+		for i := range recs {
+			recs[i] = spooltest.Rec(i+1, fmt.Sprint(id, "p", i), fmt.Sprint(id, "a", i), "GDZL", "2026-11", int64(100+i%7*13))
+		}
+		spooltest.Submit(t, s, spooltest.Header(id, "210102", "GDZL", "2026-11"), recs)
+		if err := s.TransitionBatch(ctx, id, spool.BatchReceived, spool.BatchQueued, spool.Event{Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if id == "B-OLD" { // as a batch finalized before version 16
+			if _, err := s.w.Exec(`DELETE FROM batch_blocks WHERE batch = (SELECT id FROM batches WHERE batch_id = ?)`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ds, err := s.PlanDeliveries(ctx, id, per, func(bank string, k int64) string { return fmt.Sprint(bank, k) }, spool.Event{Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+	want := func(first, last int) (count int, fen int64) {
+		for i := first - 1; i < last; i++ {
+			count, fen = count+1, fen+int64(100+i%7*13)
+		}
+		return count, fen
+	}
+	for _, c := range []struct {
+		id    string
+		per   int
+		files int
+	}{{"B-BLOCKS", 2 * blockSeqs, 2}, {"B-ONE", blockSeqs, 3}, {"B-ODD", 700, 4}, {"B-OLD", blockSeqs, 3}} {
+		ds := plan(c.id, c.per)
+		if len(ds) != c.files {
+			t.Fatalf("%s: %d files, want %d", c.id, len(ds), c.files)
+		}
+		for _, d := range ds {
+			if wc, wf := want(d.FirstSeq, d.LastSeq); d.Count != wc || d.TotalFen != wf {
+				t.Fatalf("%s: file %d..%d has %d records %d fen, want %d and %d", c.id, d.FirstSeq, d.LastSeq, d.Count, d.TotalFen, wc, wf)
+			}
+		}
+	}
+	var blocks int
+	if err := s.r.QueryRow(`SELECT count(*) FROM batch_blocks WHERE batch = (SELECT id FROM batches WHERE batch_id = 'B-BLOCKS')`).Scan(&blocks); err != nil || blocks != 3 {
+		t.Fatalf("B-BLOCKS has %d blocks (%v), want 3", blocks, err)
+	}
+	// The blocks are what planning reads: a block changed behind the spool's
+	// back shows in the file (the test's way to see which path ran).
+	recs := make([]spool.Record, n)
+	for i := range recs {
+		recs[i] = spooltest.Rec(i+1, fmt.Sprint("e", i), fmt.Sprint("ea", i), "GDZL", "2026-11", 100)
+	}
+	spooltest.Submit(t, s, spooltest.Header("B-EDIT", "210102", "GDZL", "2026-11"), recs)
+	if err := s.TransitionBatch(ctx, "B-EDIT", spool.BatchReceived, spool.BatchQueued, spool.Event{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(`UPDATE batch_blocks SET fen = fen + 1 WHERE first_seq = 1 AND batch = (SELECT id FROM batches WHERE batch_id = 'B-EDIT')`); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.PlanDeliveries(ctx, "B-EDIT", blockSeqs, func(bank string, k int64) string { return fmt.Sprint(bank, "E", k) }, spool.Event{Actor: "test"})
+	if err != nil || ds[0].TotalFen != 100*blockSeqs+1 {
+		t.Fatalf("B-EDIT's first file: %+v (%v); want the block's fen", ds, err)
 	}
 }
 
