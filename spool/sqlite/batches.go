@@ -621,14 +621,14 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 		}
 	}
 	// The stage must hold exactly what the submission declared and intake
-	// counted: a lost or doubled chunk must never become a batch.
-	staged, stagedFen, err := st.blockTotals(ctx, tx, b.TotalCount)
-	if err != nil {
-		return res, err
-	}
-	if staged != int64(b.TotalCount) || stagedFen != b.TotalFen {
-		return res, fmt.Errorf("stage holds %d records, %d fen; the batch says %d records, %d fen", staged, stagedFen, b.TotalCount, b.TotalFen)
-	}
+	// counted: a lost or doubled chunk must never become a batch. It is read
+	// back on a reader connection while this one claims: the stage's rows
+	// are committed, and nothing writes them any more (its Adds are over;
+	// only they write a stage). The totals are checked below, before
+	// anything of the claim counts.
+	readBack := make(chan blockTotals, 1)
+	go func() { readBack <- readBlockTotals(ctx, st.s.r, st.id, b.TotalCount) }()
+	declared := int64(b.TotalCount)
 	// Money rule 4: claim every person's (subsidy, period) key at once, in key
 	// order (one pass over the B-tree instead of a random insert per record).
 	// A key already held, by another batch or earlier in this one, is not
@@ -636,20 +636,31 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 	// The keys come sorted from what the Adds wrote when they cover the
 	// stage exactly (claim.go), else from SQLite's sort of the batch.
 	var claimed int64
-	if st.kept.usable(staged) {
-		if claimed, err = st.kept.claimSorted(conn, st.id); err != nil {
-			return res, err
-		}
+	var err error
+	if st.kept.usable(declared) { // and staged == declared, checked below
+		claimed, err = st.kept.claimSorted(conn, st.id)
 	} else {
-		claim, err := tx.ExecContext(ctx, `INSERT INTO dedupe_active(dedupe_key, batch, seq)
+		var claim sql.Result
+		claim, err = tx.ExecContext(ctx, `INSERT INTO dedupe_active(dedupe_key, batch, seq)
 			SELECT dedupe_key, batch, seq FROM records WHERE batch = ? ORDER BY dedupe_key, seq
 			ON CONFLICT(dedupe_key) DO NOTHING`, st.id)
-		if err != nil {
-			return res, err
+		if err == nil {
+			claimed, err = claim.RowsAffected()
 		}
-		if claimed, err = claim.RowsAffected(); err != nil {
-			return res, err
-		}
+	}
+	rb := <-readBack // waited for even after a failed claim: it uses a reader connection and ctx
+	if err != nil {
+		return res, err
+	}
+	if rb.err != nil {
+		return res, rb.err
+	}
+	staged, stagedFen := rb.count, rb.fen
+	if staged != declared || stagedFen != b.TotalFen {
+		return res, fmt.Errorf("stage holds %d records, %d fen; the batch says %d records, %d fen", staged, stagedFen, b.TotalCount, b.TotalFen)
+	}
+	if err := rb.store(ctx, tx, st.id); err != nil {
+		return res, err
 	}
 	if claimed != staged {
 		if err := st.duplicates(ctx, tx, &res); err != nil {
@@ -680,37 +691,68 @@ func (st *stage) guards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, b *spoo
 // blockSeqs is the number of seqs a batch_blocks row covers.
 const blockSeqs = 1000
 
-// blockTotals reads the stage's count and fen back from its records, block
-// by block over seqs 1..declared (keeping each block's totals in
-// batch_blocks for PlanDeliveries), plus whatever lies outside that range,
-// which the caller's check then refuses.
-func (st *stage) blockTotals(ctx context.Context, tx *sql.Tx, declared int) (count, fen int64, err error) {
+// blockTotals is a stage's count and fen, read back from its records block
+// by block over seqs 1..declared, plus whatever lies outside that range
+// (which the totals check then refuses).
+type blockTotals struct {
+	count, fen int64
+	blocks     []blockTotal
+	err        error
+}
+
+type blockTotal struct {
+	first      int
+	count, fen int64
+}
+
+// readBlockTotals reads a stage's blockTotals through db.
+func readBlockTotals(ctx context.Context, db *sql.DB, batch int64, declared int) (bt blockTotals) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return blockTotals{err: err}
+	}
+	defer conn.Close()
+	// One read transaction: the blocks and the rest are one snapshot.
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return blockTotals{err: err}
+	}
+	defer tx.Rollback()
 	sel, err := tx.PrepareContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? AND seq BETWEEN ? AND ?`)
 	if err != nil {
-		return 0, 0, err
+		return blockTotals{err: err}
 	}
 	defer sel.Close()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO batch_blocks(batch, first_seq, count, fen) VALUES (?, ?, ?, ?)`)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer ins.Close()
 	for first := 1; first <= declared; first += blockSeqs {
-		var n, f int64
-		if err := sel.QueryRowContext(ctx, st.id, first, min(first+blockSeqs-1, declared)).Scan(&n, &f); err != nil {
-			return 0, 0, err
+		b := blockTotal{first: first}
+		if err := sel.QueryRowContext(ctx, batch, first, min(first+blockSeqs-1, declared)).Scan(&b.count, &b.fen); err != nil {
+			return blockTotals{err: err}
 		}
-		if _, err := ins.ExecContext(ctx, st.id, first, n, f); err != nil {
-			return 0, 0, err
-		}
-		count, fen = count+n, fen+f
+		bt.blocks = append(bt.blocks, b)
+		bt.count, bt.fen = bt.count+b.count, bt.fen+b.fen
 	}
 	var n, f int64
 	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(amount_fen), 0) FROM records WHERE batch = ? AND (seq < 1 OR seq > ?)`,
-		st.id, max(declared, 0)).Scan(&n, &f); err != nil {
-		return 0, 0, err
+		batch, max(declared, 0)).Scan(&n, &f); err != nil {
+		return blockTotals{err: err}
 	}
-	return count + n, fen + f, nil
+	bt.count, bt.fen = bt.count+n, bt.fen+f
+	return bt
+}
+
+// store keeps the blocks' totals in batch_blocks for PlanDeliveries.
+func (bt *blockTotals) store(ctx context.Context, tx *sql.Tx, batch int64) error {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO batch_blocks(batch, first_seq, count, fen) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, b := range bt.blocks {
+		if _, err := ins.ExecContext(ctx, batch, b.first, b.count, b.fen); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sharedScan finds a stage's shared accounts (sharedAccounts) on a reader
