@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"yktgw/spool"
@@ -190,5 +191,34 @@ func TestKeptKeysReleased(t *testing.T) {
 	}
 	if !kept.off || kept.mem != nil {
 		t.Fatal("Abort left the kept keys mapped")
+	}
+}
+
+// sortClaimKeys gives slices.SortFunc's order, for uniform keys as the
+// HMAC gives, for keys all in one bucket, and for equal keys told apart by
+// seq only.
+func TestSortClaimKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for _, c := range []struct {
+		name string
+		n    int
+		key  func(i int) claimKey
+	}{
+		{"uniform", 100_000, func(i int) claimKey { return claimKey{hi: rng.Uint64(), lo: rng.Uint64(), seq: int64(i)} }},
+		{"one bucket", 20_000, func(i int) claimKey { return claimKey{hi: 0xab<<56 | rng.Uint64()>>8, lo: rng.Uint64(), seq: int64(i)} }},
+		{"equal keys", 5_000, func(i int) claimKey { return claimKey{hi: uint64(i%3) << 62, lo: 7, seq: int64(rng.IntN(1000))} }},
+		{"empty", 0, nil},
+		{"one", 1, func(i int) claimKey { return claimKey{hi: 5} }},
+	} {
+		keys := make([]claimKey, c.n)
+		for i := range keys {
+			keys[i] = c.key(i)
+		}
+		want := slices.Clone(keys)
+		slices.SortFunc(want, compareKeys)
+		sortClaimKeys(keys)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("%s: not sorted as compareKeys orders", c.name)
+		}
 	}
 }
