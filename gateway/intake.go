@@ -681,24 +681,10 @@ func (sl *sealer) seal(dst []spool.Record, recs []validate.Record) ([]spool.Reco
 // indexes computes the chunk's blind indexes and dedupe keys, each kind for
 // the whole chunk at once (crypto computes eight at a time where it can).
 func (sl *sealer) indexes(out []spool.Record, recs []validate.Record) {
-	fc := sl.fc
-	sl.values = sl.values[:0]
-	for i := range recs {
-		sl.values = append(sl.values, recs[i].IDNumber)
-	}
-	sl.idx = fc.BlindIndexesTo(sl.idx[:0], domainID, sl.values)
-	for i := range out {
-		out[i].IDIndex = sl.keepCopy(sl.idx[i*crypto.BlindIndexSize:][:indexLen])
-	}
-	sl.values = sl.values[:0]
-	for i := range recs {
-		sl.values = append(sl.values, recs[i].Account)
-	}
-	sl.idx = fc.BlindIndexesTo(sl.idx[:0], domainAccount, sl.values)
-	for i := range out {
-		out[i].AccountIndex = sl.keepCopy(sl.idx[i*crypto.BlindIndexSize:][:indexLen])
-	}
-	clear(sl.values) // the strings are the records' (wiped by the caller): drop the references
+	sl.blindIndexes(out, recs, domainID, func(r *validate.Record) string { return r.IDNumber },
+		func(o *spool.Record, idx []byte) { o.IDIndex = idx })
+	sl.blindIndexes(out, recs, domainAccount, func(r *validate.Record) string { return r.Account },
+		func(o *spool.Record, idx []byte) { o.AccountIndex = idx })
 	// The dedupe keys (DedupeKey), from messages built in one buffer sized
 	// for them all, so that the slices stay valid.
 	per := indexLen + 2 + len(sl.subsidy) + len(sl.period)
@@ -714,6 +700,21 @@ func (sl *sealer) indexes(out []spool.Record, recs []validate.Record) {
 	sl.idx = crypto.SM3ShortsTo(sl.idx[:0], sl.msgs)
 	for i := range out {
 		out[i].DedupeKey = sl.keepCopy(sl.idx[i*sm3.Size:][:indexLen])
+	}
+}
+
+// blindIndexes computes one kind of blind index (domain, of the value field
+// gives) for the chunk and hands each record's first indexLen bytes, kept in
+// the arena, to set.
+func (sl *sealer) blindIndexes(out []spool.Record, recs []validate.Record, domain string, field func(*validate.Record) string, set func(*spool.Record, []byte)) {
+	sl.values = sl.values[:0]
+	for i := range recs {
+		sl.values = append(sl.values, field(&recs[i]))
+	}
+	sl.idx = sl.fc.BlindIndexesTo(sl.idx[:0], domain, sl.values)
+	clear(sl.values) // the strings are the records' (wiped by the caller): drop the references
+	for i := range out {
+		set(&out[i], sl.keepCopy(sl.idx[i*crypto.BlindIndexSize:][:indexLen]))
 	}
 }
 
