@@ -217,44 +217,14 @@ func (k *DataKeyring) BlindIndexTo(dst []byte, domain, value string) []byte {
 // bytes each, in order) to dst: the same values, computed eight at a time
 // where the CPU allows it (sm3lanes.go).
 func (k *DataKeyring) BlindIndexesTo(dst []byte, domain string, values []string) []byte {
-	if !lanesOK {
-		for _, v := range values {
-			dst = k.BlindIndexTo(dst, domain, v)
-		}
-		return dst
-	}
 	d := unsafe.Slice(unsafe.StringData(domain), len(domain)) // read only
-	var lb laneBatch
-	var out [8][32]byte
-	var at [8]int // where lane i's index goes in dst
-	flush := func() {
-		n := lb.n
-		lb.run(&out) // the inner hashes
-		for i := range n {
-			lb.add(&k.outer, sm3.BlockSize, out[i][:])
-		}
-		lb.run(&out)
-		for i := range n {
-			copy(dst[at[i]:], out[i][:])
-		}
-		clear(out[:])
-	}
-	for _, v := range values {
-		if len(domain)+1+len(v) > maxLaneMessage {
-			dst = k.BlindIndexTo(dst, domain, v)
-			continue
-		}
-		at[lb.n] = len(dst)
-		dst = append(dst, make([]byte, BlindIndexSize)...)
-		lb.add(&k.inner, sm3.BlockSize, d, zeroSep, unsafe.Slice(unsafe.StringData(v), len(v)))
-		if lb.n == 8 {
-			flush()
-		}
-	}
-	if lb.n > 0 {
-		flush()
-	}
-	return dst
+	return runLanes(dst, len(values),
+		func(i int) bool { return len(domain)+1+len(values[i]) <= maxLaneMessage },
+		func(lb *laneBatch, i int) {
+			lb.add(&k.inner, sm3.BlockSize, d, zeroSep, unsafe.Slice(unsafe.StringData(values[i]), len(values[i])))
+		},
+		func(dst []byte, i int) []byte { return k.BlindIndexTo(dst, domain, values[i]) },
+		&k.outer)
 }
 
 // hmacStates returns HMAC-SM3's chaining values after the key's ipad and

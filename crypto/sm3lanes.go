@@ -74,7 +74,7 @@ func (lb *laneBatch) add(start *sm3State, prefix int, msg ...[]byte) {
 
 // run compresses the lanes in use and writes lane i's digest to out[i].
 func (lb *laneBatch) run(out *[8][32]byte) {
-	compressLanes(&lb.states, &lb.blocks, lb.n)
+	compressLanes(&lb.states, &lb.blocks)
 	for i := range lb.n {
 		for w, v := range lb.states[i] {
 			binary.BigEndian.PutUint32(out[i][4*w:], v)
@@ -84,23 +84,16 @@ func (lb *laneBatch) run(out *[8][32]byte) {
 	lb.n = 0
 }
 
-// msgLen is the total length of msg's parts.
-func msgLen(msg [][]byte) int {
-	n := 0
-	for _, m := range msg {
-		n += len(m)
-	}
-	return n
-}
-
-// SM3ShortsTo appends SM3(msg) for each message of msgs (32 bytes each, in
-// order) to dst. Messages of up to 55 bytes go eight at a time where the CPU
-// allows it; longer ones one by one. The result is always sm3.Sum's.
-func SM3ShortsTo(dst []byte, msgs [][]byte) []byte {
+// runLanes appends a 32-byte digest for each of n messages to dst, in
+// order. fits says whether message i fits one lane's block and add puts it in
+// the next lane; one appends the digest of a message that does not, or of
+// every message where the CPU has no lanes, the one-at-a-time way. With
+// outer set, each lane's digest is hashed once more from outer (HMAC's outer
+// hash) before it is kept.
+func runLanes(dst []byte, n int, fits func(i int) bool, add func(lb *laneBatch, i int), one func(dst []byte, i int) []byte, outer *sm3State) []byte {
 	if !lanesOK {
-		for _, m := range msgs {
-			s := sm3.Sum(m)
-			dst = append(dst, s[:]...)
+		for i := range n {
+			dst = one(dst, i)
 		}
 		return dst
 	}
@@ -108,27 +101,28 @@ func SM3ShortsTo(dst []byte, msgs [][]byte) []byte {
 	var out [8][32]byte
 	var at [8]int // where lane i's digest goes in dst
 	flush := func() {
+		used := lb.n
 		lb.run(&out)
-		for i := range 8 {
-			if at[i] >= 0 {
-				copy(dst[at[i]:], out[i][:])
-				at[i] = -1
+		if outer != nil {
+			for i := range used {
+				lb.add(outer, sm3.BlockSize, out[i][:])
 			}
+			lb.run(&out)
 		}
+		for i := range used {
+			copy(dst[at[i]:], out[i][:])
+		}
+		clear(out[:]) // inner hashes of personal data
 	}
-	for i := range at {
-		at[i] = -1
-	}
-	for _, m := range msgs {
-		if len(m) > maxLaneMessage {
-			s := sm3.Sum(m)
-			dst = append(dst, s[:]...)
+	for i := range n {
+		if !fits(i) {
+			dst = one(dst, i)
 			continue
 		}
 		at[lb.n] = len(dst)
-		dst = append(dst, make([]byte, 32)...)
-		lb.add(&sm3IV, 0, m)
-		if lb.n == 8 {
+		dst = append(dst, make([]byte, sm3.Size)...)
+		add(&lb, i)
+		if lb.n == len(lb.states) {
 			flush()
 		}
 	}
@@ -136,4 +130,15 @@ func SM3ShortsTo(dst []byte, msgs [][]byte) []byte {
 		flush()
 	}
 	return dst
+}
+
+// SM3ShortsTo appends SM3(msg) for each message of msgs (32 bytes each, in
+// order) to dst. Messages of up to 55 bytes go eight at a time where the CPU
+// allows it; longer ones one by one. The result is always sm3.Sum's.
+func SM3ShortsTo(dst []byte, msgs [][]byte) []byte {
+	return runLanes(dst, len(msgs),
+		func(i int) bool { return len(msgs[i]) <= maxLaneMessage },
+		func(lb *laneBatch, i int) { lb.add(&sm3IV, 0, msgs[i]) },
+		func(dst []byte, i int) []byte { s := sm3.Sum(msgs[i]); return append(dst, s[:]...) },
+		nil)
 }

@@ -21,9 +21,10 @@ func blockMultBy8(dig **[8]uint32, p **byte, buffer *byte, blocks int)
 // lanesOK is gmsm's own condition for its eight-lane code.
 var lanesOK = cpu.X86.HasAVX2 && cpu.X86.HasBMI2
 
-// compressLanes runs one compression in each of the first n lanes (the rest
-// compute throw-away values from whatever they hold).
-func compressLanes(states *[8]sm3State, blocks *[8][64]byte, n int) {
+// compressLanes runs one compression in each of the eight lanes (laneBatch
+// uses the first ones; the rest compute throw-away values from whatever they
+// hold).
+func compressLanes(states *[8]sm3State, blocks *[8][64]byte) {
 	var digs [8]*[8]uint32
 	var ptrs [8]*byte
 	for i := range 8 {
@@ -33,5 +34,4 @@ func compressLanes(states *[8]sm3State, blocks *[8][64]byte, n int) {
 	var scratch [2560]byte
 	blockMultBy8(&digs[0], &ptrs[0], &scratch[0], 1)
 	clear(scratch[:]) // the message words of personal data
-	_ = n
 }
