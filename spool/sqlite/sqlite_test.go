@@ -491,6 +491,14 @@ func TestPlanFromBlocks(t *testing.T) {
 	if err != nil || ds[0].TotalFen != 100*blockSeqs+1 {
 		t.Fatalf("B-EDIT's first file: %+v (%v); want the block's fen", ds, err)
 	}
+	// So the records' amounts must stay what the blocks summed: the spool
+	// refuses to change one, whoever asks.
+	if _, err := s.w.Exec(`UPDATE records SET amount_fen = amount_fen + 1 WHERE seq = 1`); err == nil || !strings.Contains(err.Error(), "immutable") {
+		t.Fatalf("an amount changed after intake: %v", err)
+	}
+	if _, err := s.w.Exec(`UPDATE records SET amount_fen = amount_fen WHERE seq = 1`); err != nil {
+		t.Fatalf("an UPDATE naming the amount without changing it: %v", err)
+	}
 }
 
 // A connection the pool opens later has the writer's PRAGMAs too: txRelaxed
